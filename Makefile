@@ -1,0 +1,108 @@
+# ngx_http_momo_module: MTN Mobile Money at the nginx edge.
+#
+#   make          install what is missing, build the module and the momo CLI
+#   make run      ... and start the sandbox emulator and nginx on loopback
+#   make stop     stop what "make run" started
+#   make test     ... and run every test (last line: "N passed, N failed")
+#   make bench    throughput against a plain proxy baseline, same run
+#   make install  the module, its conf files and the CLI into the system
+
+SHELL      := /bin/bash
+NGX_SRC    ?= /usr/share/nginx/src
+NGINX      ?= /usr/sbin/nginx
+BUILD      := build
+NGX_BUILD  := $(BUILD)/nginx
+MODULE     := objs/ngx_http_momo_module.so
+CLI        := objs/momo
+RUN        := run
+PREFIX     ?= /usr/local
+RUN_PORT   ?= 8080
+EMU_PORT   ?= 8099
+
+DEBS := nginx nginx-dev libyajl-dev libssl-dev libcurl4-openssl-dev \
+        gcc make curl python3 perl libtest-base-perl libtext-diff-perl \
+        libtest-longstring-perl liblist-moreutils-perl libipc-run-perl \
+        liburi-perl libhttp-message-perl ca-certificates
+
+MODULE_SRCS := config $(wildcard src/*.c src/*.h)
+
+.PHONY: all deps build run stop test bench install clean
+
+all: build
+
+deps:
+	@missing=$$(for p in $(DEBS); do \
+	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
+	    | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	    echo "installing: $$missing"; \
+	    if [ "$$(id -u)" = 0 ]; then \
+	        export DEBIAN_FRONTEND=noninteractive; \
+	        apt-get update -qq && apt-get install -y -qq $$missing >/dev/null; \
+	    else \
+	        echo "run as root, or: sudo apt-get install -y $$missing"; \
+	        exit 1; \
+	    fi; \
+	fi
+
+build: deps $(MODULE) $(CLI)
+
+# nginx-dev ships headers and configure only: configure a private copy
+# with Debian's own flags so that the module is binary compatible.
+$(NGX_BUILD)/objs/Makefile: config
+	@rm -rf $(NGX_BUILD) && mkdir -p $(BUILD)
+	cp -r $(NGX_SRC) $(NGX_BUILD)
+	cd $(NGX_BUILD) && source ./conf_flags && \
+	    ./configure "$${NGX_CONF_FLAGS[@]}" \
+	        --add-dynamic-module=$(CURDIR) > ../configure.log
+
+$(MODULE): $(NGX_BUILD)/objs/Makefile $(MODULE_SRCS)
+	$(MAKE) -s -C $(NGX_BUILD) -f objs/Makefile modules
+	@mkdir -p objs
+	cp $(NGX_BUILD)/objs/ngx_http_momo_module.so $@
+
+-include cli/Makefile.inc
+
+run: build stop
+	@mkdir -p $(RUN)/logs $(RUN)/tmp
+	@sed -e 's|@MODULE@|$(CURDIR)/$(MODULE)|' \
+	     -e 's|@CONF@|$(CURDIR)/conf|' \
+	     -e 's|@ENV@|$(CURDIR)/conf-examples/emulator.env|' \
+	     -e 's|@PORT@|$(RUN_PORT)|' \
+	     -e 's|@RUN@|$(CURDIR)/$(RUN)|' \
+	     conf-examples/sandbox-emulator.conf > $(RUN)/nginx.conf
+	@python3 emulator/momo_emulator.py --listen 127.0.0.1:$(EMU_PORT) \
+	    --pending-seconds 10 > $(RUN)/logs/emulator.log 2>&1 & \
+	    echo $$! > $(RUN)/emulator.pid
+	@for i in $$(seq 50); do \
+	    grep -q listening $(RUN)/logs/emulator.log && break; sleep 0.1; done
+	$(NGINX) -p $(CURDIR)/$(RUN) -c $(CURDIR)/$(RUN)/nginx.conf
+	@scripts/run-banner $(RUN_PORT)
+
+stop:
+	@if [ -f $(RUN)/logs/nginx.pid ]; then \
+	    $(NGINX) -p $(CURDIR)/$(RUN) -c $(CURDIR)/$(RUN)/nginx.conf \
+	        -s quit 2>/dev/null || true; \
+	    sleep 0.3; fi
+	@if [ -f $(RUN)/emulator.pid ]; then \
+	    kill $$(cat $(RUN)/emulator.pid) 2>/dev/null || true; \
+	    rm -f $(RUN)/emulator.pid; fi
+
+test: build
+	TEST_NGINX_BINARY=$(NGINX) \
+	TEST_NGINX_LOAD_MODULES=$(CURDIR)/$(MODULE) \
+	MOMO_CLI=$(CURDIR)/$(CLI) \
+	    perl t/run
+
+bench: build
+	@scripts/bench
+
+install: build
+	install -m 644 $(MODULE) /usr/lib/nginx/modules/
+	install -d /etc/nginx/momo
+	install -m 644 conf/momo_locations.conf conf/momo_upstreams.conf \
+	    /etc/nginx/momo/
+	install -m 755 $(CLI) $(PREFIX)/bin/momo
+
+clean: stop
+	rm -rf $(BUILD) objs $(RUN) t/servroot

@@ -1,0 +1,227 @@
+
+/*
+ * Small pure helpers: UUID v4, base64, time, body excerpts.
+ */
+
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include "momo_cli.h"
+
+
+/* out: MOMO_UUID_LEN + 1 bytes */
+
+int
+momo_uuid_v4(char *out)
+{
+    int             i, n;
+    unsigned char   b[16];
+    static const char  hex[] = "0123456789abcdef";
+
+    if (RAND_bytes(b, sizeof(b)) != 1) {
+        return -1;
+    }
+
+    b[6] = (unsigned char) ((b[6] & 0x0f) | 0x40);    /* version 4 */
+    b[8] = (unsigned char) ((b[8] & 0x3f) | 0x80);    /* RFC 4122 variant */
+
+    n = 0;
+
+    for (i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10) {
+            out[n++] = '-';
+        }
+
+        out[n++] = hex[b[i] >> 4];
+        out[n++] = hex[b[i] & 0x0f];
+    }
+
+    out[n] = '\0';
+
+    return 0;
+}
+
+
+/* 8-4-4-4-12 hex digits; the version is not checked, MTN does not either */
+
+int
+momo_is_uuid(const char *s)
+{
+    size_t  i;
+
+    if (strlen(s) != MOMO_UUID_LEN) {
+        return 0;
+    }
+
+    for (i = 0; i < MOMO_UUID_LEN; i++) {
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (s[i] != '-') {
+                return 0;
+            }
+
+        } else if (!isxdigit((unsigned char) s[i])) {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+char *
+momo_base64(const char *in, size_t len)
+{
+    char  *out;
+
+    out = momo_alloc(4 * ((len + 2) / 3) + 1);
+    EVP_EncodeBlock((unsigned char *) out, (const unsigned char *) in,
+                    (int) len);
+
+    return out;
+}
+
+
+long
+momo_now_ms(void)
+{
+    struct timespec  ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+
+    return (long) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+
+void
+momo_sleep_ms(long ms)
+{
+    struct timespec  ts;
+
+    if (ms <= 0) {
+        return;
+    }
+
+    ts.tv_sec = ms / 1000;
+    ts.tv_nsec = (ms % 1000) * 1000000;
+
+    while (nanosleep(&ts, &ts) == -1 && errno == EINTR) {
+        /* void */
+    }
+}
+
+
+/* a CLI has nothing better to do on ENOMEM than to say so and stop */
+
+void *
+momo_alloc(size_t size)
+{
+    void  *p;
+
+    p = malloc(size);
+    if (p == NULL) {
+        fputs("momo: out of memory\n", stderr);
+        exit(MOMO_EXIT_MTN);
+    }
+
+    return p;
+}
+
+
+char *
+momo_strdup(const char *s)
+{
+    size_t  len;
+
+    len = strlen(s) + 1;
+
+    return memcpy(momo_alloc(len), s, len);
+}
+
+
+/*
+ * One printable line out of a response body: blanks squeezed, control
+ * characters dropped, cut with "..." when long.  HTML pages are named
+ * by their <title>, since their markup helps nobody.
+ */
+
+void
+momo_excerpt(const char *body, size_t len, char *out, size_t size)
+{
+    size_t       n;
+    const char  *p, *t, *e;
+
+    n = 0;
+    out[0] = '\0';
+
+    if (body == NULL || len == 0) {
+        snprintf(out, size, "(empty body)");
+        return;
+    }
+
+    p = body;
+
+    while (p < body + len && isspace((unsigned char) *p)) {
+        p++;
+    }
+
+    if (*p == '<') {
+        t = strstr(p, "<title>");
+        e = (t != NULL) ? strstr(t, "</title>") : NULL;
+
+        if (t != NULL && e != NULL) {
+            t += 7;
+            snprintf(out, size, "an HTML page \"%.*s\"",
+                     (int) (e - t < 80 ? e - t : 80), t);
+        } else {
+            snprintf(out, size, "an HTML page");
+        }
+
+        return;
+    }
+
+    for ( /* void */ ; p < body + len && n + 4 < size; p++) {
+
+        if (isspace((unsigned char) *p)) {
+            if (n > 0 && out[n - 1] != ' ') {
+                out[n++] = ' ';
+            }
+            continue;
+        }
+
+        if ((unsigned char) *p < 0x20 || *p == 0x7f) {
+            continue;
+        }
+
+        out[n++] = *p;
+    }
+
+    if (p < body + len) {
+        n = (n > 3) ? n - 3 : n;
+        memcpy(out + n, "...", 3);
+        n += 3;
+    }
+
+    out[n] = '\0';
+}
+
+
+int
+momo_is_digits(const char *s, size_t min, size_t max)
+{
+    size_t  n;
+
+    for (n = 0; s[n] != '\0'; n++) {
+        if (s[n] < '0' || s[n] > '9') {
+            return 0;
+        }
+    }
+
+    return n >= min && n <= max;
+}

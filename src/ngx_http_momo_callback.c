@@ -1,0 +1,284 @@
+
+/*
+ * Copyright (C) The ngx_http_momo_module developers
+ *
+ * momo_callback: MTN's POST or PUT to momo_callback_url/{ref}/{token}.
+ * MTN signs nothing and leaves the reference id out of the body, so the
+ * module put both into the URL it gave MTN: a token that does not match
+ * is refused and changes nothing.  MTN gets its 200 at once; with
+ * momo_callback_verify on, the outcome then comes from a status query to
+ * MTN, never from the body, and the application is notified once.
+ */
+
+
+#include "ngx_http_momo_module.h"
+
+
+static void ngx_http_momo_callback_body(ngx_http_request_t *r);
+static ngx_int_t ngx_http_momo_callback_start(ngx_http_request_t *r,
+    ngx_http_momo_ctx_t *ctx);
+static ngx_int_t ngx_http_momo_callback_path(ngx_http_request_t *r,
+    ngx_http_momo_ctx_t *ctx);
+static ngx_int_t ngx_http_momo_callback_verified(ngx_http_request_t *r,
+    ngx_http_momo_ctx_t *ctx);
+static ngx_int_t ngx_http_momo_callback_finish(ngx_http_request_t *r,
+    ngx_http_momo_ctx_t *ctx);
+static ngx_int_t ngx_http_momo_callback_refuse(ngx_http_request_t *r,
+    ngx_http_momo_ctx_t *ctx, ngx_uint_t status, char *code, char *message,
+    ngx_uint_t result);
+static void ngx_http_momo_callback_count(ngx_http_request_t *r,
+    ngx_uint_t result);
+
+
+ngx_int_t
+ngx_http_momo_callback_handler(ngx_http_request_t *r)
+{
+    ngx_int_t             rc;
+    ngx_str_t             allow = ngx_string("POST, PUT");
+    ngx_http_momo_ctx_t  *ctx;
+
+    ctx = ngx_http_momo_ctx_create(r);
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (!(r->method & (NGX_HTTP_POST|NGX_HTTP_PUT))) {
+        if (ngx_http_discard_request_body(r) != NGX_OK
+            || ngx_http_momo_header(r, "Allow", &allow) != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        return ngx_http_momo_callback_refuse(r, ctx, NGX_HTTP_NOT_ALLOWED,
+                                             "METHOD_NOT_ALLOWED",
+                                             "callbacks come by POST or PUT",
+                                             NGX_HTTP_MOMO_CB_INVALID);
+    }
+
+    if (ngx_http_momo_callback_path(r, ctx) != NGX_OK) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "momo: callback refused: its URL token does not "
+                      "match \"%V\"", &r->uri);
+
+        if (ngx_http_discard_request_body(r) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ngx_str_null(&ctx->reference_id);
+
+        return ngx_http_momo_callback_refuse(r, ctx, NGX_HTTP_FORBIDDEN,
+                                             "FORBIDDEN",
+                                             "unknown callback URL",
+                                             NGX_HTTP_MOMO_CB_FORBIDDEN);
+    }
+
+    r->request_body_in_single_buf = 1;
+
+    rc = ngx_http_read_client_request_body(r, ngx_http_momo_callback_body);
+
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        return rc;
+    }
+
+    return NGX_DONE;
+}
+
+
+/* .../{reference id}/{token}: the last two segments of the URI */
+
+static ngx_int_t
+ngx_http_momo_callback_path(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
+{
+    u_char     *p, *last, *token;
+    ngx_str_t   ref;
+    u_char      expected[NGX_HTTP_MOMO_CB_TOKEN_LEN];
+
+    last = r->uri.data + r->uri.len;
+
+    for (p = last; p > r->uri.data && p[-1] != '/'; p--) { /* void */ }
+
+    if (last - p != NGX_HTTP_MOMO_CB_TOKEN_LEN
+        || p - r->uri.data < NGX_HTTP_MOMO_UUID_LEN + 2)
+    {
+        return NGX_DECLINED;
+    }
+
+    token = p;
+
+    ref.data = p - 1 - NGX_HTTP_MOMO_UUID_LEN;
+    ref.len = NGX_HTTP_MOMO_UUID_LEN;
+
+    if (ref.data[-1] != '/' || ngx_http_momo_is_uuid(&ref) != NGX_OK) {
+        return NGX_DECLINED;
+    }
+
+    ngx_http_momo_callback_token(&ctx->mlcf->secret, &ref, expected);
+
+    if (ngx_http_momo_token_equal(expected, token, NGX_HTTP_MOMO_CB_TOKEN_LEN)
+        != NGX_OK)
+    {
+        return NGX_DECLINED;
+    }
+
+    ctx->reference_id = ref;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_momo_callback_body(ngx_http_request_t *r)
+{
+    ngx_int_t             rc;
+    ngx_http_momo_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_momo_module);
+
+    r->write_event_handler = ngx_http_momo_resume;
+
+    rc = ngx_http_momo_callback_start(r, ctx);
+
+    if (rc != NGX_AGAIN) {
+        ngx_http_momo_done(r, ctx, rc);
+    }
+}
+
+
+static ngx_int_t
+ngx_http_momo_callback_start(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
+{
+    u_char                     *p;
+    size_t                      len;
+    ngx_int_t                   rc;
+    ngx_chain_t                *cl;
+    ngx_http_momo_mtn_body_t    b;
+    ngx_http_momo_json_field_t  f[1];
+    ngx_http_momo_main_conf_t  *mmcf;
+
+    mmcf = ngx_http_get_module_main_conf(r, ngx_http_momo_module);
+
+    len = 0;
+    p = NULL;
+
+    if (r->request_body && r->request_body->temp_file == NULL) {
+        for (cl = r->request_body->bufs; cl; cl = cl->next) {
+            len += cl->buf->last - cl->buf->pos;
+        }
+
+        p = ngx_pnalloc(r->pool, len ? len : 1);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        len = 0;
+
+        for (cl = r->request_body->bufs; cl; cl = cl->next) {
+            ngx_memcpy(p + len, cl->buf->pos, cl->buf->last - cl->buf->pos);
+            len += cl->buf->last - cl->buf->pos;
+        }
+    }
+
+    rc = ngx_http_momo_json_mtn(r->pool, p, len, &b);
+
+    if (rc == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+
+    if (rc == NGX_DECLINED) {
+        return ngx_http_momo_callback_refuse(r, ctx, NGX_HTTP_BAD_REQUEST,
+                                             "INVALID_JSON",
+                                             "the callback body is not "
+                                             "a JSON object",
+                                             NGX_HTTP_MOMO_CB_INVALID);
+    }
+
+    if (ngx_http_momo_record_get(mmcf->shm_zone, ctx->reference_id.data,
+                                 &ctx->rec)
+        == NGX_OK
+        && ngx_http_momo_state_final(ctx->rec.state)
+        && ctx->rec.notified == 2)
+    {
+        ngx_http_momo_callback_count(r, NGX_HTTP_MOMO_CB_DUPLICATE);
+
+    } else {
+        ngx_http_momo_callback_count(r, NGX_HTTP_MOMO_CB_ACCEPTED);
+    }
+
+    /* MTN waits 2 s at most: answer now, go on after */
+
+    ngx_str_set(&f[0].key, "success");
+    ngx_str_set(&f[0].value, "true");
+    f[0].type = NGX_HTTP_MOMO_JSON_RAW;
+
+    rc = ngx_http_momo_reply(r, NGX_HTTP_OK, f, 1);
+
+    if (rc == NGX_ERROR || rc > NGX_OK) {
+        return rc;
+    }
+
+    ngx_http_momo_detach(r, ctx);
+
+    if (ctx->mlcf->callback_verify) {
+        ctx->query_interval = 0;
+        return ngx_http_momo_query(r, ctx, ngx_http_momo_callback_verified);
+    }
+
+    ngx_memzero(&ctx->rec, sizeof(ngx_http_momo_record_t));
+    ngx_memcpy(ctx->rec.reference_id, ctx->reference_id.data,
+               NGX_HTTP_MOMO_UUID_LEN);
+
+    ngx_http_momo_record_from_mtn(&ctx->rec, &b);
+    ctx->rec.accepted = 1;
+
+    if (ngx_http_momo_record_update(mmcf->shm_zone, &ctx->rec, 0) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_momo_callback_verified(r, ctx);
+}
+
+
+static ngx_int_t
+ngx_http_momo_callback_verified(ngx_http_request_t *r,
+    ngx_http_momo_ctx_t *ctx)
+{
+    ctx->status = *ngx_http_momo_state_name(ctx->rec.state);
+
+    return ngx_http_momo_notify(r, ctx, ngx_http_momo_callback_finish);
+}
+
+
+static ngx_int_t
+ngx_http_momo_callback_finish(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
+{
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_momo_callback_refuse(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx,
+    ngx_uint_t status, char *code, char *message, ngx_uint_t result)
+{
+    ngx_http_momo_error_t  err;
+
+    ngx_http_momo_callback_count(r, result);
+
+    ngx_http_momo_error_set(&err, status, code, message);
+
+    return ngx_http_momo_fail(r, ctx, &err, 0);
+}
+
+
+static void
+ngx_http_momo_callback_count(ngx_http_request_t *r, ngx_uint_t result)
+{
+    ngx_http_momo_counters_t   *counters;
+    ngx_http_momo_main_conf_t  *mmcf;
+
+    mmcf = ngx_http_get_module_main_conf(r, ngx_http_momo_module);
+    counters = ngx_http_momo_counters(mmcf->shm_zone);
+
+    if (counters) {
+        ngx_atomic_fetch_add(&counters->callbacks[result], 1);
+    }
+}

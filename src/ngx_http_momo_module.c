@@ -1,0 +1,899 @@
+
+/*
+ * Copyright (C) The ngx_http_momo_module developers
+ *
+ * Directives, configuration and its checks.  Everything a request needs
+ * from MTN's account is resolved here, at configuration time, so that
+ * "nginx -t" refuses what could only fail later.
+ */
+
+
+#include "ngx_http_momo_module.h"
+#include "momo_env.h"
+
+
+#define NGX_HTTP_MOMO_H_PAY       1
+#define NGX_HTTP_MOMO_H_STATUS    2
+#define NGX_HTTP_MOMO_H_CALLBACK  3
+#define NGX_HTTP_MOMO_H_METRICS   4
+
+
+typedef struct {
+    ngx_str_t                   environment;
+    ngx_str_t                   currency;
+} ngx_http_momo_env_currency_t;
+
+
+static ngx_int_t ngx_http_momo_preconfiguration(ngx_conf_t *cf);
+static ngx_int_t ngx_http_momo_postconfiguration(ngx_conf_t *cf);
+static void *ngx_http_momo_create_main_conf(ngx_conf_t *cf);
+static void *ngx_http_momo_create_srv_conf(ngx_conf_t *cf);
+static char *ngx_http_momo_merge_srv_conf(ngx_conf_t *cf, void *parent,
+    void *child);
+static void *ngx_http_momo_create_loc_conf(ngx_conf_t *cf);
+static char *ngx_http_momo_merge_loc_conf(ngx_conf_t *cf, void *parent,
+    void *child);
+static char *ngx_http_momo_zone(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static ngx_int_t ngx_http_momo_add_zone(ngx_conf_t *cf,
+    ngx_http_momo_main_conf_t *mmcf, size_t size);
+static char *ngx_http_momo_env_file(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_momo_env_parse(ngx_conf_t *cf,
+    ngx_http_momo_loc_conf_t *mlcf, ngx_str_t *file, ngx_str_t *text);
+static char *ngx_http_momo_handler_directive(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static char *ngx_http_momo_leg(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_momo_check_account(ngx_conf_t *cf,
+    ngx_http_momo_loc_conf_t *conf);
+static char *ngx_http_momo_check_url(ngx_conf_t *cf, char *name,
+    ngx_str_t *url);
+static char *ngx_http_momo_derive(ngx_conf_t *cf,
+    ngx_http_momo_loc_conf_t *conf);
+static ngx_str_t *ngx_http_momo_default_currency(ngx_str_t *environment);
+
+
+static ngx_str_t  ngx_http_momo_acc_directives[] = {
+    ngx_string("momo_api_user"),
+    ngx_string("momo_api_key"),
+    ngx_string("momo_subscription_key"),
+    ngx_string("momo_target_environment"),
+    ngx_string("momo_base_url"),
+    ngx_string("momo_callback_url")
+};
+
+
+static ngx_str_t  ngx_http_momo_env_keys[] = {
+    ngx_string("MTN_MOMO_API_USER_ID"),
+    ngx_string("MTN_MOMO_API_KEY"),
+    ngx_string("MTN_MOMO_SUBSCRIPTION_KEY"),
+    ngx_string("MTN_MOMO_TARGET_ENVIRONMENT"),
+    ngx_string("MTN_MOMO_BASE_URL"),
+    ngx_string("MTN_MOMO_CALLBACK_URL")
+};
+
+
+static ngx_str_t  ngx_http_momo_leg_names[] = {
+    ngx_string("token"),
+    ngx_string("requesttopay"),
+    ngx_string("status")
+};
+
+
+static ngx_http_momo_env_currency_t  ngx_http_momo_currencies[] = {
+    { ngx_string("sandbox"), ngx_string("EUR") },
+    { ngx_string("mtncameroon"), ngx_string("XAF") },
+    { ngx_string("mtncongo"), ngx_string("XAF") },
+    { ngx_string("mtnuganda"), ngx_string("UGX") },
+    { ngx_string("mtnghana"), ngx_string("GHS") },
+    { ngx_string("mtnivorycoast"), ngx_string("XOF") },
+    { ngx_string("mtnbenin"), ngx_string("XOF") },
+    { ngx_string("mtnzambia"), ngx_string("ZMW") },
+    { ngx_string("mtnswaziland"), ngx_string("SZL") },
+    { ngx_string("mtnguineaconakry"), ngx_string("GNF") },
+    { ngx_string("mtnsouthafrica"), ngx_string("ZAR") },
+    { ngx_string("mtnliberia"), ngx_string("LRD") },
+    { ngx_null_string, ngx_null_string }
+};
+
+
+static ngx_str_t  ngx_http_momo_sandbox = ngx_string("sandbox");
+static ngx_str_t  ngx_http_momo_sandbox_url =
+    ngx_string("https://sandbox.momodeveloper.mtn.com");
+static ngx_str_t  ngx_http_momo_production_url =
+    ngx_string("https://proxy.momoapi.mtn.com");
+
+
+#define ngx_http_momo_acc_slot(i)                                            \
+    offsetof(ngx_http_momo_loc_conf_t, acc) + (i) * sizeof(ngx_str_t)
+
+
+static ngx_command_t  ngx_http_momo_commands[] = {
+
+    { ngx_string("momo_zone"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_momo_zone,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("momo_env_file"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_momo_env_file,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("momo_api_user"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      ngx_http_momo_acc_slot(NGX_HTTP_MOMO_ACC_API_USER),
+      NULL },
+
+    { ngx_string("momo_api_key"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      ngx_http_momo_acc_slot(NGX_HTTP_MOMO_ACC_API_KEY),
+      NULL },
+
+    { ngx_string("momo_subscription_key"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      ngx_http_momo_acc_slot(NGX_HTTP_MOMO_ACC_SUBSCRIPTION_KEY),
+      NULL },
+
+    { ngx_string("momo_target_environment"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      ngx_http_momo_acc_slot(NGX_HTTP_MOMO_ACC_TARGET_ENVIRONMENT),
+      NULL },
+
+    { ngx_string("momo_base_url"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      ngx_http_momo_acc_slot(NGX_HTTP_MOMO_ACC_BASE_URL),
+      NULL },
+
+    { ngx_string("momo_callback_url"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      ngx_http_momo_acc_slot(NGX_HTTP_MOMO_ACC_CALLBACK_URL),
+      NULL },
+
+    { ngx_string("momo_currency"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_momo_loc_conf_t, currency),
+      NULL },
+
+    { ngx_string("momo_callback_secret"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_momo_loc_conf_t, callback_secret),
+      NULL },
+
+    { ngx_string("momo_callback_verify"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_momo_loc_conf_t, callback_verify),
+      NULL },
+
+    { ngx_string("momo_notify"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_momo_loc_conf_t, notify),
+      NULL },
+
+    { ngx_string("momo_token_wait"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_momo_loc_conf_t, token_wait),
+      NULL },
+
+    { ngx_string("momo_pay"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_momo_handler_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      NGX_HTTP_MOMO_H_PAY,
+      NULL },
+
+    { ngx_string("momo_status"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_momo_handler_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      NGX_HTTP_MOMO_H_STATUS,
+      NULL },
+
+    { ngx_string("momo_callback"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_momo_handler_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      NGX_HTTP_MOMO_H_CALLBACK,
+      NULL },
+
+    { ngx_string("momo_metrics"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_momo_handler_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      NGX_HTTP_MOMO_H_METRICS,
+      NULL },
+
+    { ngx_string("momo_leg"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_momo_leg,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+      ngx_null_command
+};
+
+
+static ngx_http_module_t  ngx_http_momo_module_ctx = {
+    ngx_http_momo_preconfiguration,        /* preconfiguration */
+    ngx_http_momo_postconfiguration,       /* postconfiguration */
+
+    ngx_http_momo_create_main_conf,        /* create main configuration */
+    NULL,                                  /* init main configuration */
+
+    ngx_http_momo_create_srv_conf,         /* create server configuration */
+    ngx_http_momo_merge_srv_conf,          /* merge server configuration */
+
+    ngx_http_momo_create_loc_conf,         /* create location configuration */
+    ngx_http_momo_merge_loc_conf           /* merge location configuration */
+};
+
+
+ngx_module_t  ngx_http_momo_module = {
+    NGX_MODULE_V1,
+    &ngx_http_momo_module_ctx,             /* module context */
+    ngx_http_momo_commands,                /* module directives */
+    NGX_HTTP_MODULE,                       /* module type */
+    NULL,                                  /* init master */
+    NULL,                                  /* init module */
+    NULL,                                  /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    NULL,                                  /* exit process */
+    NULL,                                  /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
+static ngx_int_t
+ngx_http_momo_preconfiguration(ngx_conf_t *cf)
+{
+    return ngx_http_momo_add_variables(cf);
+}
+
+
+static ngx_int_t
+ngx_http_momo_postconfiguration(ngx_conf_t *cf)
+{
+    ngx_http_momo_main_conf_t  *mmcf;
+
+    mmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_momo_module);
+
+    if (mmcf->shm_zone == NULL && mmcf->handlers) {
+        /* a momo handler is configured without momo_zone: 1m */
+
+        if (ngx_http_momo_add_zone(cf, mmcf, 1024 * 1024) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    return ngx_http_momo_init_variables(cf);
+}
+
+
+static void *
+ngx_http_momo_create_main_conf(ngx_conf_t *cf)
+{
+    ngx_http_momo_main_conf_t  *mmcf;
+
+    mmcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_momo_main_conf_t));
+    if (mmcf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     mmcf->shm_zone = NULL;
+     *     mmcf->handlers = 0;
+     */
+
+    return mmcf;
+}
+
+
+static char *
+ngx_http_momo_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_momo_main_conf_t *mmcf = conf;
+
+    ssize_t     size;
+    ngx_str_t  *value;
+
+    if (mmcf->shm_zone) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    size = ngx_parse_size(&value[1]);
+
+    if (size == NGX_ERROR || size < (ssize_t) (64 * ngx_pagesize)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "momo_zone \"%V\" is invalid: give a size of "
+                           "at least %uzk, e.g. \"momo_zone 1m;\"",
+                           &value[1], 64 * ngx_pagesize / 1024);
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_http_momo_add_zone(cf, mmcf, size) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_momo_add_zone(ngx_conf_t *cf, ngx_http_momo_main_conf_t *mmcf,
+    size_t size)
+{
+    ngx_str_t  name = ngx_string("momo");
+
+    mmcf->shm_zone = ngx_shared_memory_add(cf, &name, size,
+                                           &ngx_http_momo_module);
+    if (mmcf->shm_zone == NULL) {
+        return NGX_ERROR;
+    }
+
+    mmcf->shm_zone->init = ngx_http_momo_shm_init_zone;
+    mmcf->shm_zone->data = mmcf;
+
+    return NGX_OK;
+}
+
+
+static void *
+ngx_http_momo_create_srv_conf(ngx_conf_t *cf)
+{
+    ngx_http_momo_srv_conf_t  *mscf;
+
+    mscf = ngx_pcalloc(cf->pool, sizeof(ngx_http_momo_srv_conf_t));
+    if (mscf == NULL) {
+        return NULL;
+    }
+
+    return mscf;
+}
+
+
+static char *
+ngx_http_momo_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_http_momo_srv_conf_t *conf = child;
+
+    ngx_uint_t  i;
+
+    if (!conf->handlers) {
+        return NGX_CONF_OK;
+    }
+
+    for (i = 0; i < NGX_HTTP_MOMO_LEG_MAX; i++) {
+        if (conf->legs[i].len) {
+            continue;
+        }
+
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "a momo handler is used in a server that has no "
+                           "internal location with \"momo_leg %V\": add "
+                           "\"include /etc/nginx/momo/momo_locations.conf;\" "
+                           "(or the file shipped in conf/) inside that "
+                           "server block",
+                           &ngx_http_momo_leg_names[i]);
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static void *
+ngx_http_momo_create_loc_conf(ngx_conf_t *cf)
+{
+    ngx_http_momo_loc_conf_t  *conf;
+
+    conf = ngx_pcalloc(cf->pool, sizeof(ngx_http_momo_loc_conf_t));
+    if (conf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     conf->acc[] = { 0, NULL };
+     *     conf->env[] = { 0, NULL };
+     *     conf->currency = { 0, NULL };
+     *     conf->callback_secret = { 0, NULL };
+     *     conf->notify = { 0, NULL };
+     *     conf->basic_auth = { 0, NULL };
+     *     conf->token_key = { 0, NULL };
+     *     conf->secret = { 0, NULL };
+     *     conf->handler = 0;
+     */
+
+    conf->callback_verify = NGX_CONF_UNSET;
+    conf->token_wait = NGX_CONF_UNSET_MSEC;
+
+    return conf;
+}
+
+
+static char *
+ngx_http_momo_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_http_momo_loc_conf_t *prev = parent;
+    ngx_http_momo_loc_conf_t *conf = child;
+
+    ngx_uint_t  i;
+
+    /*
+     * explicit directives win over the .env file of the same level; the
+     * http level is never merged itself, so its .env is read here too
+     */
+
+    for (i = 0; i < NGX_HTTP_MOMO_ACC_MAX; i++) {
+        if (conf->acc[i].data) {
+            continue;
+        }
+
+        if (conf->env[i].data) {
+            conf->acc[i] = conf->env[i];
+
+        } else {
+            conf->acc[i] = prev->acc[i].data ? prev->acc[i] : prev->env[i];
+        }
+    }
+
+    ngx_conf_merge_str_value(conf->currency, prev->currency, "");
+    ngx_conf_merge_str_value(conf->callback_secret, prev->callback_secret,
+                             "");
+    ngx_conf_merge_value(conf->callback_verify, prev->callback_verify, 1);
+    ngx_conf_merge_str_value(conf->notify, prev->notify, "");
+    ngx_conf_merge_msec_value(conf->token_wait, prev->token_wait, 5000);
+
+    if (conf->handler == 0 || conf->handler == NGX_HTTP_MOMO_H_METRICS) {
+        return NGX_CONF_OK;
+    }
+
+    if (ngx_http_momo_check_account(cf, conf) != NGX_CONF_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    return ngx_http_momo_derive(cf, conf);
+}
+
+
+static char *
+ngx_http_momo_check_account(ngx_conf_t *cf, ngx_http_momo_loc_conf_t *conf)
+{
+    ngx_str_t  *v, *env, *currency;
+
+    for (v = conf->acc; v < conf->acc + NGX_HTTP_MOMO_ACC_CALLBACK_URL; v++) {
+        if (v->len || v - conf->acc == NGX_HTTP_MOMO_ACC_TARGET_ENVIRONMENT
+            || v - conf->acc == NGX_HTTP_MOMO_ACC_BASE_URL)
+        {
+            continue;
+        }
+
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "the momo handler at %s:%ui needs \"%V\" "
+                           "(or %V in a momo_env_file)",
+                           conf->handler_file, conf->handler_line,
+                           &ngx_http_momo_acc_directives[v - conf->acc],
+                           &ngx_http_momo_env_keys[v - conf->acc]);
+        return NGX_CONF_ERROR;
+    }
+
+    v = &conf->acc[NGX_HTTP_MOMO_ACC_API_USER];
+
+    if (ngx_http_momo_is_uuid(v) != NGX_OK) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "momo_api_user \"%V\" is not a UUID: use the API "
+                           "user id MTN gave (e.g. from \"momo provision\")",
+                           v);
+        return NGX_CONF_ERROR;
+    }
+
+    env = &conf->acc[NGX_HTTP_MOMO_ACC_TARGET_ENVIRONMENT];
+
+    if (env->len == 0) {
+        *env = ngx_http_momo_sandbox;
+    }
+
+    if (ngx_strlchr(env->data, env->data + env->len, ' ') != NULL
+        || ngx_strlchr(env->data, env->data + env->len, '/') != NULL)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "momo_target_environment \"%V\" is invalid: use "
+                           "\"sandbox\", \"mtncameroon\" or another MTN "
+                           "environment name", env);
+        return NGX_CONF_ERROR;
+    }
+
+    v = &conf->acc[NGX_HTTP_MOMO_ACC_BASE_URL];
+
+    if (v->len == 0) {
+        *v = (env->len == ngx_http_momo_sandbox.len
+              && ngx_strncmp(env->data, "sandbox", 7) == 0)
+             ? ngx_http_momo_sandbox_url : ngx_http_momo_production_url;
+    }
+
+    if (ngx_http_momo_check_url(cf, "momo_base_url", v) != NGX_CONF_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    v = &conf->acc[NGX_HTTP_MOMO_ACC_CALLBACK_URL];
+
+    if (v->len
+        && ngx_http_momo_check_url(cf, "momo_callback_url", v) != NGX_CONF_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->currency.len == 0) {
+        currency = ngx_http_momo_default_currency(env);
+
+        if (currency == NULL) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "momo_currency is needed for the target "
+                               "environment \"%V\": add e.g. "
+                               "\"momo_currency XAF;\"", env);
+            return NGX_CONF_ERROR;
+        }
+
+        conf->currency = *currency;
+    }
+
+    if (conf->currency.len != 3) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "momo_currency \"%V\" is invalid: use a three "
+                           "letter ISO 4217 code such as XAF or EUR",
+                           &conf->currency);
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_momo_check_url(ngx_conf_t *cf, char *name, ngx_str_t *url)
+{
+    u_char     *p, *host;
+    ngx_uint_t  n;
+
+    if (url->len > 8 && ngx_strncasecmp(url->data, (u_char *) "https://", 8)
+                        == 0)
+    {
+        n = 8;
+
+    } else if (url->len > 7
+               && ngx_strncasecmp(url->data, (u_char *) "http://", 7) == 0)
+    {
+        n = 7;
+
+    } else {
+        goto invalid;
+    }
+
+    host = url->data + n;
+
+    for (p = host; p < url->data + url->len; p++) {
+        if (*p <= ' ' || *p == '"' || *p == '\'' || *p == '\\'
+            || *p == '?' || *p == '#' || *p >= 0x7f)
+        {
+            goto invalid;
+        }
+
+        if (*p == '/' && p == host) {
+            goto invalid;
+        }
+    }
+
+    while (url->len > n + 1 && url->data[url->len - 1] == '/') {
+        url->len--;
+    }
+
+    return NGX_CONF_OK;
+
+invalid:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "%s \"%V\" is not a valid URL: use "
+                       "\"https://host[:port][/path]\"", name, url);
+    return NGX_CONF_ERROR;
+}
+
+
+static char *
+ngx_http_momo_derive(ngx_conf_t *cf, ngx_http_momo_loc_conf_t *conf)
+{
+    u_char     *p;
+    ngx_str_t  *user, *key, *base, *env;
+
+    user = &conf->acc[NGX_HTTP_MOMO_ACC_API_USER];
+    key = &conf->acc[NGX_HTTP_MOMO_ACC_API_KEY];
+    base = &conf->acc[NGX_HTTP_MOMO_ACC_BASE_URL];
+    env = &conf->acc[NGX_HTTP_MOMO_ACC_TARGET_ENVIRONMENT];
+
+    if (ngx_http_momo_basic_auth(cf->pool, user, key, &conf->basic_auth)
+        != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    conf->token_key.len = base->len + user->len + env->len + 2;
+
+    if (conf->token_key.len > NGX_HTTP_MOMO_KEY_MAX) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "momo_base_url \"%V\" is too long", base);
+        return NGX_CONF_ERROR;
+    }
+
+    p = ngx_pnalloc(cf->pool, conf->token_key.len);
+    if (p == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    conf->token_key.data = p;
+    p = ngx_cpymem(p, base->data, base->len);
+    *p++ = '|';
+    p = ngx_cpymem(p, user->data, user->len);
+    *p++ = '|';
+    ngx_memcpy(p, env->data, env->len);
+
+    if (conf->callback_secret.len) {
+        conf->secret = conf->callback_secret;
+        return NGX_CONF_OK;
+    }
+
+    conf->secret.data = ngx_pnalloc(cf->pool, 64);
+    if (conf->secret.data == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_http_momo_derive_secret(key, conf->secret.data);
+    conf->secret.len = 64;
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_str_t *
+ngx_http_momo_default_currency(ngx_str_t *environment)
+{
+    ngx_http_momo_env_currency_t  *c;
+
+    for (c = ngx_http_momo_currencies; c->environment.len; c++) {
+        if (c->environment.len == environment->len
+            && ngx_strncmp(c->environment.data, environment->data,
+                           environment->len) == 0)
+        {
+            return &c->currency;
+        }
+    }
+
+    return NULL;
+}
+
+
+static char *
+ngx_http_momo_env_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_momo_loc_conf_t *mlcf = conf;
+
+    ssize_t          n;
+    ngx_fd_t         fd;
+    ngx_str_t       *value, text;
+    ngx_file_info_t  fi;
+
+    value = cf->args->elts;
+
+    if (ngx_conf_full_name(cf->cycle, &value[1], 1) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    fd = ngx_open_file(value[1].data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+    if (fd == NGX_INVALID_FILE) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           "momo_env_file \"%V\" cannot be opened: create it "
+                           "with \"momo provision\" or point to your .env",
+                           &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_fd_info(fd, &fi) == NGX_FILE_ERROR
+        || ngx_file_size(&fi) > 65536)
+    {
+        ngx_close_file(fd);
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "momo_env_file \"%V\" is not a small regular "
+                           "file", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    text.len = ngx_file_size(&fi);
+    text.data = ngx_pnalloc(cf->pool, text.len + 1);
+    if (text.data == NULL) {
+        ngx_close_file(fd);
+        return NGX_CONF_ERROR;
+    }
+
+    n = ngx_read_fd(fd, text.data, text.len);
+    ngx_close_file(fd);
+
+    if (n != (ssize_t) text.len) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           "momo_env_file \"%V\" could not be read",
+                           &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    return ngx_http_momo_env_parse(cf, mlcf, &value[1], &text);
+}
+
+
+static char *
+ngx_http_momo_env_parse(ngx_conf_t *cf, ngx_http_momo_loc_conf_t *mlcf,
+    ngx_str_t *file, ngx_str_t *text)
+{
+    int               rc;
+    unsigned          line;
+    ngx_uint_t        i;
+    const char       *err;
+    const u_char     *pos;
+    momo_env_pair_t   pair;
+
+    pos = text->data;
+    line = 0;
+
+    for ( ;; ) {
+        rc = momo_env_next(&pos, text->data + text->len, &pair, &line, &err);
+
+        if (rc == 0) {
+            return NGX_CONF_OK;
+        }
+
+        if (rc < 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "momo_env_file \"%V\", line %ud: %s",
+                               file, line, err);
+            return NGX_CONF_ERROR;
+        }
+
+        for (i = 0; i < NGX_HTTP_MOMO_ACC_MAX; i++) {
+            if (pair.key_len == ngx_http_momo_env_keys[i].len
+                && ngx_strncmp(pair.key, ngx_http_momo_env_keys[i].data,
+                               pair.key_len) == 0)
+            {
+                mlcf->env[i].data = (u_char *) pair.value;
+                mlcf->env[i].len = pair.value_len;
+            }
+        }
+    }
+}
+
+
+static char *
+ngx_http_momo_handler_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_momo_loc_conf_t *mlcf = conf;
+
+    ngx_http_core_loc_conf_t   *clcf;
+    ngx_http_momo_srv_conf_t   *mscf;
+    ngx_http_momo_main_conf_t  *mmcf;
+
+    if (mlcf->handler) {
+        return "is duplicate: one momo handler per location";
+    }
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+    mlcf->handler = cmd->offset;
+    mlcf->handler_file = cf->conf_file->file.name.data;
+    mlcf->handler_line = cf->conf_file->line;
+
+    switch (cmd->offset) {
+
+    case NGX_HTTP_MOMO_H_PAY:
+        clcf->handler = ngx_http_momo_pay_handler;
+        break;
+
+    case NGX_HTTP_MOMO_H_STATUS:
+        clcf->handler = ngx_http_momo_status_handler;
+        break;
+
+    case NGX_HTTP_MOMO_H_CALLBACK:
+        clcf->handler = ngx_http_momo_callback_handler;
+        break;
+
+    default: /* NGX_HTTP_MOMO_H_METRICS */
+        clcf->handler = ngx_http_momo_metrics_handler;
+        break;
+    }
+
+    mmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_momo_module);
+
+    mmcf->handlers = 1;
+
+    if (cmd->offset != NGX_HTTP_MOMO_H_METRICS) {
+        mscf = ngx_http_conf_get_module_srv_conf(cf, ngx_http_momo_module);
+        mscf->handlers = 1;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_momo_leg(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_str_t                 *value;
+    ngx_uint_t                 i;
+    ngx_http_core_loc_conf_t  *clcf;
+    ngx_http_momo_srv_conf_t  *mscf;
+
+    value = cf->args->elts;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    mscf = ngx_http_conf_get_module_srv_conf(cf, ngx_http_momo_module);
+
+    for (i = 0; i < NGX_HTTP_MOMO_LEG_MAX; i++) {
+        if (value[1].len == ngx_http_momo_leg_names[i].len
+            && ngx_strncmp(value[1].data, ngx_http_momo_leg_names[i].data,
+                           value[1].len) == 0)
+        {
+            break;
+        }
+    }
+
+    if (i == NGX_HTTP_MOMO_LEG_MAX) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "momo_leg \"%V\" is unknown: use \"token\", "
+                           "\"requesttopay\" or \"status\"", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (mscf->legs[i].len) {
+        return "is duplicate in this server";
+    }
+
+    if (clcf->exact_match == 0 && clcf->name.len
+        && clcf->name.data[clcf->name.len - 1] == '/')
+    {
+        return "must be in an exact-match location, e.g. "
+               "\"location = /_momo/token\"";
+    }
+
+    mscf->legs[i] = clcf->name;
+
+    return NGX_CONF_OK;
+}

@@ -1,0 +1,410 @@
+
+/*
+ * Copyright (C) The ngx_http_momo_module developers
+ *
+ * Shared types of the MTN Mobile Money edge gateway.  Pure parts
+ * (validation, JSON, crypto, .env) never touch events; the event parts
+ * (handlers, calls to MTN) never parse bytes themselves.
+ */
+
+
+#ifndef _NGX_HTTP_MOMO_MODULE_H_INCLUDED_
+#define _NGX_HTTP_MOMO_MODULE_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+
+#define NGX_HTTP_MOMO_UUID_LEN          36
+#define NGX_HTTP_MOMO_CB_TOKEN_LEN      32
+#define NGX_HTTP_MOMO_TOKEN_MAX         4096
+#define NGX_HTTP_MOMO_KEY_MAX           512
+#define NGX_HTTP_MOMO_UNPROCESSABLE     422
+
+
+/* the internal locations a momo handler calls, marked by "momo_leg" */
+
+typedef enum {
+    NGX_HTTP_MOMO_LEG_TOKEN = 0,
+    NGX_HTTP_MOMO_LEG_REQUESTTOPAY,
+    NGX_HTTP_MOMO_LEG_STATUS,
+    NGX_HTTP_MOMO_LEG_MAX,
+    NGX_HTTP_MOMO_LEG_NOTIFY = NGX_HTTP_MOMO_LEG_MAX
+} ngx_http_momo_leg_e;
+
+
+/* payment states, as the client sees them */
+
+typedef enum {
+    NGX_HTTP_MOMO_ST_UNKNOWN = 0,    /* sent, MTN's answer not known */
+    NGX_HTTP_MOMO_ST_PENDING,
+    NGX_HTTP_MOMO_ST_SUCCESSFUL,
+    NGX_HTTP_MOMO_ST_FAILED,
+    NGX_HTTP_MOMO_ST_NOT_FOUND       /* MTN answered 404 */
+} ngx_http_momo_state_e;
+
+#define ngx_http_momo_state_final(s)                                         \
+    ((s) == NGX_HTTP_MOMO_ST_SUCCESSFUL || (s) == NGX_HTTP_MOMO_ST_FAILED)
+
+
+typedef struct {
+    ngx_shm_zone_t             *shm_zone;
+    ngx_uint_t                  handlers;
+    ngx_int_t                   var_index[16];
+} ngx_http_momo_main_conf_t;
+
+
+typedef struct {
+    ngx_str_t                   legs[NGX_HTTP_MOMO_LEG_MAX];
+    ngx_uint_t                  handlers;       /* momo handlers in server */
+} ngx_http_momo_srv_conf_t;
+
+
+typedef enum {
+    NGX_HTTP_MOMO_ACC_API_USER = 0,
+    NGX_HTTP_MOMO_ACC_API_KEY,
+    NGX_HTTP_MOMO_ACC_SUBSCRIPTION_KEY,
+    NGX_HTTP_MOMO_ACC_TARGET_ENVIRONMENT,
+    NGX_HTTP_MOMO_ACC_BASE_URL,
+    NGX_HTTP_MOMO_ACC_CALLBACK_URL,
+    NGX_HTTP_MOMO_ACC_MAX
+} ngx_http_momo_acc_e;
+
+
+typedef struct {
+    /* explicit directives, then values read by momo_env_file */
+    ngx_str_t                   acc[NGX_HTTP_MOMO_ACC_MAX];
+    ngx_str_t                   env[NGX_HTTP_MOMO_ACC_MAX];
+
+    ngx_str_t                   currency;
+    ngx_str_t                   callback_secret;
+    ngx_flag_t                  callback_verify;
+    ngx_str_t                   notify;
+    ngx_msec_t                  token_wait;
+
+    /* derived at merge time */
+    ngx_str_t                   basic_auth;     /* "Basic base64(u:k)" */
+    ngx_str_t                   token_key;      /* base|user|environment */
+    ngx_str_t                   secret;         /* effective HMAC key */
+
+    ngx_uint_t                  handler;        /* 0 or a handler type */
+    u_char                     *handler_file;
+    ngx_uint_t                  handler_line;
+} ngx_http_momo_loc_conf_t;
+
+#define ngx_http_momo_acc(mlcf, i)  (&(mlcf)->acc[i])
+
+
+/* the client's payment, as validated */
+
+typedef struct {
+    ngx_str_t                   amount;
+    ngx_str_t                   currency;
+    ngx_str_t                   external_id;
+    ngx_str_t                   payer_message;
+    ngx_str_t                   payee_note;
+    ngx_str_t                   phone;          /* digits only */
+} ngx_http_momo_payment_t;
+
+
+typedef struct {
+    ngx_uint_t                  status;         /* HTTP status to answer */
+    ngx_str_t                   code;
+    ngx_str_t                   message;
+    unsigned                    retryable:1;
+} ngx_http_momo_error_t;
+
+
+/* the fields of any MTN answer the module reads */
+
+typedef struct {
+    ngx_str_t                   status;
+    ngx_str_t                   reason;         /* string or {code} */
+    ngx_str_t                   amount;
+    ngx_str_t                   currency;
+    ngx_str_t                   external_id;
+    ngx_str_t                   financial_transaction_id;
+    ngx_str_t                   payer;          /* payer.partyId */
+    ngx_str_t                   code;           /* "code" or "error" */
+    ngx_str_t                   message;
+    ngx_int_t                   status_code;    /* "statusCode", or -1 */
+    ngx_str_t                   access_token;
+    ngx_int_t                   expires_in;     /* or -1 */
+} ngx_http_momo_mtn_body_t;
+
+
+/* JSON output */
+
+typedef enum {
+    NGX_HTTP_MOMO_JSON_STRING = 0,  /* escaped and quoted */
+    NGX_HTTP_MOMO_JSON_STRING_OR_NULL,  /* null when empty */
+    NGX_HTTP_MOMO_JSON_RAW          /* number, true, false, null, object */
+} ngx_http_momo_json_type_e;
+
+
+typedef struct {
+    ngx_str_t                   key;
+    ngx_str_t                   value;
+    ngx_http_momo_json_type_e   type;
+} ngx_http_momo_json_field_t;
+
+
+/* a payment in the shared zone; fixed size, copied in and out under lock */
+
+typedef struct {
+    u_char                      reference_id[NGX_HTTP_MOMO_UUID_LEN];
+    u_char                      state;          /* ngx_http_momo_state_e */
+    u_char                      accepted;       /* MTN took the POST */
+    u_char                      notified;       /* 0 no, 1 sending, 2 done */
+
+    u_char                      amount_len;
+    u_char                      currency_len;
+    u_char                      phone_len;
+    u_char                      external_id_len;
+    u_char                      reason_len;
+    u_char                      fin_len;
+
+    u_char                      amount[32];
+    u_char                      currency[8];
+    u_char                      phone[16];
+    u_char                      external_id[64];
+    u_char                      reason[64];
+    u_char                      financial_transaction_id[64];
+} ngx_http_momo_record_t;
+
+
+/* counters in the shared zone, for momo_metrics */
+
+typedef enum {
+    NGX_HTTP_MOMO_PAY_ACCEPTED = 0,     /* MTN answered 202 */
+    NGX_HTTP_MOMO_PAY_REPLAYED,         /* idempotent retry answered */
+    NGX_HTTP_MOMO_PAY_INVALID,          /* refused before MTN */
+    NGX_HTTP_MOMO_PAY_CONFLICT,         /* IDEMPOTENCY_KEY_REUSED */
+    NGX_HTTP_MOMO_PAY_REJECTED,         /* MTN refused it */
+    NGX_HTTP_MOMO_PAY_AUTH_FAILED,
+    NGX_HTTP_MOMO_PAY_TIMEOUT,          /* outcome unknown */
+    NGX_HTTP_MOMO_PAY_UNAVAILABLE,      /* no token */
+    NGX_HTTP_MOMO_PAY_MAX
+} ngx_http_momo_pay_result_e;
+
+
+typedef enum {
+    NGX_HTTP_MOMO_CB_ACCEPTED = 0,
+    NGX_HTTP_MOMO_CB_DUPLICATE,
+    NGX_HTTP_MOMO_CB_FORBIDDEN,
+    NGX_HTTP_MOMO_CB_INVALID,
+    NGX_HTTP_MOMO_CB_MAX
+} ngx_http_momo_cb_result_e;
+
+
+#define NGX_HTTP_MOMO_LATENCY_BUCKETS  10
+
+typedef struct {
+    ngx_atomic_t                payments[NGX_HTTP_MOMO_PAY_MAX];
+    ngx_atomic_t                calls[NGX_HTTP_MOMO_LEG_MAX + 1][600];
+    ngx_atomic_t                latency[NGX_HTTP_MOMO_LEG_MAX + 1]
+                                       [NGX_HTTP_MOMO_LATENCY_BUCKETS];
+    ngx_atomic_t                latency_sum_ms[NGX_HTTP_MOMO_LEG_MAX + 1];
+    ngx_atomic_t                latency_count[NGX_HTTP_MOMO_LEG_MAX + 1];
+    ngx_atomic_t                token_refresh_ok;
+    ngx_atomic_t                token_refresh_failed;
+    ngx_atomic_t                token_hits;
+    ngx_atomic_t                callbacks[NGX_HTTP_MOMO_CB_MAX];
+    ngx_atomic_t                cache_hits;
+    ngx_atomic_t                cache_misses;
+    ngx_atomic_t                cache_evictions;
+    ngx_atomic_t                notify_ok;
+    ngx_atomic_t                notify_failed;
+} ngx_http_momo_counters_t;
+
+
+/* one call to an internal location: lives in the main request's pool */
+
+typedef struct ngx_http_momo_ctx_s  ngx_http_momo_ctx_t;
+
+typedef ngx_int_t (*ngx_http_momo_step_pt)(ngx_http_request_t *r,
+    ngx_http_momo_ctx_t *ctx);
+
+
+typedef struct {
+    ngx_http_momo_leg_e         leg;
+    ngx_uint_t                  method;         /* NGX_HTTP_GET/POST */
+    ngx_str_t                   uri;            /* internal location */
+    ngx_str_t                   url;            /* $momo_leg_url */
+    ngx_str_t                   authorization;
+    ngx_str_t                   reference_id;
+    ngx_str_t                   callback_url;
+    ngx_str_t                   body;
+    ngx_http_momo_loc_conf_t   *mlcf;
+
+    ngx_uint_t                  status;         /* 0: no answer */
+    ngx_int_t                   rc;             /* nginx's, on failure */
+    ngx_str_t                   response;
+    ngx_msec_t                  start;
+    unsigned                    done:1;
+} ngx_http_momo_call_t;
+
+
+struct ngx_http_momo_ctx_s {
+    ngx_http_momo_loc_conf_t   *mlcf;
+    ngx_http_momo_step_pt       next;           /* after the call, or wait */
+    ngx_http_momo_call_t       *call;
+    ngx_event_t                 wait;
+    ngx_msec_t                  deadline;
+
+    ngx_str_t                   token;
+    ngx_uint_t                  token_gen;
+    ngx_http_momo_step_pt       after_token;
+    ngx_http_momo_step_pt       after_query;
+    ngx_http_momo_step_pt       after_notify;
+    ngx_msec_t                  query_interval;
+
+    ngx_http_momo_payment_t     payment;
+    ngx_http_momo_record_t      rec;
+    ngx_str_t                   reference_id;
+    ngx_str_t                   idempotency_key;
+
+    /* what the variables show */
+    ngx_str_t                   status;         /* pending, ... */
+    ngx_str_t                   error;          /* error code */
+    ngx_uint_t                  upstream_status;
+    ngx_str_t                   token_source;   /* HIT, MISS, REFRESH */
+
+    ngx_event_handler_pt        client_read;    /* while detached */
+
+    unsigned                    pay:1;
+    unsigned                    detached:1;
+    unsigned                    waiting:1;
+    unsigned                    responded:1;
+    unsigned                    token_retried:1;
+    unsigned                    finalized:1;
+};
+
+
+/* ngx_http_momo_module.c */
+extern ngx_module_t  ngx_http_momo_module;
+
+/* ngx_http_momo_crypto.c: UUIDs, HMAC, Basic credentials */
+ngx_int_t ngx_http_momo_uuid_random(u_char *out);
+void ngx_http_momo_uuid_derive(ngx_str_t *secret, ngx_str_t *material,
+    u_char *out);
+ngx_int_t ngx_http_momo_is_uuid(ngx_str_t *s);
+void ngx_http_momo_callback_token(ngx_str_t *secret, ngx_str_t *ref,
+    u_char *out);
+ngx_int_t ngx_http_momo_token_equal(u_char *a, u_char *b, size_t len);
+ngx_int_t ngx_http_momo_basic_auth(ngx_pool_t *pool, ngx_str_t *user,
+    ngx_str_t *key, ngx_str_t *out);
+void ngx_http_momo_derive_secret(ngx_str_t *api_key, u_char *out);
+
+/* ngx_http_momo_json.c: parsing with yajl, output with ngx_escape_json */
+ngx_int_t ngx_http_momo_json_payment(ngx_pool_t *pool, u_char *data,
+    size_t len, ngx_http_momo_payment_t *p, ngx_http_momo_error_t *err);
+ngx_int_t ngx_http_momo_json_mtn(ngx_pool_t *pool, u_char *data, size_t len,
+    ngx_http_momo_mtn_body_t *b);
+ngx_int_t ngx_http_momo_json_render(ngx_pool_t *pool,
+    ngx_http_momo_json_field_t *fields, ngx_uint_t n, ngx_str_t *out);
+
+/* ngx_http_momo_validate.c */
+ngx_int_t ngx_http_momo_validate_payment(ngx_pool_t *pool,
+    ngx_http_momo_payment_t *p, ngx_str_t *currency,
+    ngx_http_momo_error_t *err);
+ngx_int_t ngx_http_momo_validate_idempotency_key(ngx_str_t *key);
+void ngx_http_momo_error_set(ngx_http_momo_error_t *err, ngx_uint_t status,
+    char *code, char *message);
+
+/* ngx_http_momo_shm.c: zone, token lease, payment records, counters */
+ngx_int_t ngx_http_momo_shm_init_zone(ngx_shm_zone_t *shm_zone, void *data);
+ngx_int_t ngx_http_momo_token_acquire(ngx_shm_zone_t *zone, ngx_str_t *key,
+    ngx_msec_t lease, ngx_pool_t *pool, ngx_str_t *token, ngx_uint_t *gen);
+ngx_int_t ngx_http_momo_token_store(ngx_shm_zone_t *zone, ngx_str_t *key,
+    ngx_str_t *token, time_t ttl, ngx_uint_t *gen);
+void ngx_http_momo_token_release(ngx_shm_zone_t *zone, ngx_str_t *key);
+void ngx_http_momo_token_drop(ngx_shm_zone_t *zone, ngx_str_t *key,
+    ngx_uint_t gen);
+ngx_int_t ngx_http_momo_record_get(ngx_shm_zone_t *zone, u_char *ref,
+    ngx_http_momo_record_t *rec);
+ngx_int_t ngx_http_momo_record_update(ngx_shm_zone_t *zone,
+    ngx_http_momo_record_t *rec, ngx_uint_t release_query);
+ngx_int_t ngx_http_momo_record_query(ngx_shm_zone_t *zone, u_char *ref,
+    ngx_msec_t lease, ngx_msec_t interval, ngx_http_momo_record_t *rec);
+ngx_int_t ngx_http_momo_record_notify(ngx_shm_zone_t *zone, u_char *ref,
+    ngx_msec_t lease);
+void ngx_http_momo_record_notified(ngx_shm_zone_t *zone, u_char *ref,
+    ngx_uint_t ok);
+ngx_http_momo_counters_t *ngx_http_momo_counters(ngx_shm_zone_t *zone);
+ngx_int_t ngx_http_momo_token_info(ngx_shm_zone_t *zone, ngx_uint_t i,
+    time_t *expires_in, ngx_uint_t *gen);
+void ngx_http_momo_count_call(ngx_shm_zone_t *zone, ngx_uint_t leg,
+    ngx_uint_t status, ngx_msec_t elapsed);
+
+/* ngx_http_momo_metrics.c */
+ngx_int_t ngx_http_momo_metrics_handler(ngx_http_request_t *r);
+
+/* ngx_http_momo_call.c: subrequests to the internal locations */
+ngx_int_t ngx_http_momo_call(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx,
+    ngx_http_momo_call_t *call, ngx_http_momo_step_pt next);
+ngx_http_momo_call_t *ngx_http_momo_call_create(ngx_http_request_t *r,
+    ngx_http_momo_ctx_t *ctx, ngx_http_momo_leg_e leg);
+void ngx_http_momo_resume(ngx_http_request_t *r);
+ngx_int_t ngx_http_momo_wait(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx,
+    ngx_msec_t delay, ngx_http_momo_step_pt next);
+
+/* ngx_http_momo_token.c: the token step in front of every MTN call */
+ngx_int_t ngx_http_momo_with_token(ngx_http_request_t *r,
+    ngx_http_momo_ctx_t *ctx, ngx_http_momo_step_pt next);
+ngx_int_t ngx_http_momo_token_rejected(ngx_http_request_t *r,
+    ngx_http_momo_ctx_t *ctx, ngx_http_momo_step_pt retry);
+ngx_int_t ngx_http_momo_url(ngx_pool_t *pool, ngx_http_momo_loc_conf_t *mlcf,
+    ngx_str_t *path, ngx_str_t *ref, ngx_str_t *url);
+ngx_int_t ngx_http_momo_bearer(ngx_pool_t *pool, ngx_str_t *token,
+    ngx_str_t *out);
+
+/* ngx_http_momo_reply.c: JSON answers */
+ngx_int_t ngx_http_momo_reply(ngx_http_request_t *r, ngx_uint_t status,
+    ngx_http_momo_json_field_t *fields, ngx_uint_t n);
+ngx_int_t ngx_http_momo_reply_error(ngx_http_request_t *r,
+    ngx_http_momo_error_t *err);
+ngx_int_t ngx_http_momo_reply_payment(ngx_http_request_t *r,
+    ngx_http_momo_ctx_t *ctx, ngx_uint_t status);
+ngx_int_t ngx_http_momo_fail(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx,
+    ngx_http_momo_error_t *err, ngx_uint_t result);
+void ngx_http_momo_detach(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx);
+ngx_int_t ngx_http_momo_header(ngx_http_request_t *r, char *name,
+    ngx_str_t *value);
+void ngx_http_momo_count_payment(ngx_http_request_t *r, ngx_uint_t result);
+void ngx_http_momo_done(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx,
+    ngx_int_t rc);
+
+/* handlers */
+ngx_int_t ngx_http_momo_pay_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_momo_status_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_momo_callback_handler(ngx_http_request_t *r);
+
+/* ngx_http_momo_status.c: the status query shared by status and callback;
+ * ngx_http_momo_mtn.c: what MTN's answers mean */
+ngx_int_t ngx_http_momo_query(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx,
+    ngx_http_momo_step_pt next);
+ngx_int_t ngx_http_momo_mtn_error(ngx_http_request_t *r,
+    ngx_http_momo_ctx_t *ctx, ngx_http_momo_mtn_body_t *b);
+void ngx_http_momo_record_from_mtn(ngx_http_momo_record_t *rec,
+    ngx_http_momo_mtn_body_t *b);
+ngx_str_t *ngx_http_momo_state_name(ngx_uint_t state);
+
+/* ngx_http_momo_notify.c */
+ngx_int_t ngx_http_momo_notify(ngx_http_request_t *r,
+    ngx_http_momo_ctx_t *ctx, ngx_http_momo_step_pt next);
+
+/* ngx_http_momo_variables.c */
+ngx_int_t ngx_http_momo_add_variables(ngx_conf_t *cf);
+ngx_int_t ngx_http_momo_init_variables(ngx_conf_t *cf);
+void ngx_http_momo_set_variables(ngx_http_request_t *r,
+    ngx_http_momo_ctx_t *ctx);
+
+ngx_http_momo_ctx_t *ngx_http_momo_ctx_create(ngx_http_request_t *r);
+ngx_http_momo_counters_t *ngx_http_momo_request_counters(
+    ngx_http_request_t *r);
+
+
+#endif /* _NGX_HTTP_MOMO_MODULE_H_INCLUDED_ */

@@ -1,0 +1,134 @@
+
+/*
+ * Copyright (C) The ngx_http_momo_module developers
+ *
+ * momo_notify: the application learns each final outcome once, as a POST
+ * of the payment JSON to an internal location, whether the outcome came
+ * from a callback or a status query.  The record's notify lease makes it
+ * once across workers; a failed delivery is logged, counted and retried
+ * on the next event for that payment.
+ */
+
+
+#include "ngx_http_momo_module.h"
+
+
+#define NGX_HTTP_MOMO_NOTIFY_LEASE  30000
+
+
+static ngx_int_t ngx_http_momo_notify_body(ngx_http_request_t *r,
+    ngx_http_momo_ctx_t *ctx, ngx_str_t *out);
+static ngx_int_t ngx_http_momo_notify_done(ngx_http_request_t *r,
+    ngx_http_momo_ctx_t *ctx);
+
+
+ngx_int_t
+ngx_http_momo_notify(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx,
+    ngx_http_momo_step_pt next)
+{
+    ngx_http_momo_call_t       *call;
+    ngx_http_momo_main_conf_t  *mmcf;
+
+    if (ctx->mlcf->notify.len == 0
+        || !ngx_http_momo_state_final(ctx->rec.state))
+    {
+        return next(r, ctx);
+    }
+
+    mmcf = ngx_http_get_module_main_conf(r, ngx_http_momo_module);
+
+    if (ngx_http_momo_record_notify(mmcf->shm_zone, ctx->reference_id.data,
+                                    NGX_HTTP_MOMO_NOTIFY_LEASE)
+        != NGX_OK)
+    {
+        return next(r, ctx);
+    }
+
+    call = ngx_http_momo_call_create(r, ctx, NGX_HTTP_MOMO_LEG_NOTIFY);
+    if (call == NULL) {
+        return NGX_ERROR;
+    }
+
+    call->method = NGX_HTTP_POST;
+
+    if (ngx_http_momo_notify_body(r, ctx, &call->body) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    ctx->after_notify = next;
+
+    return ngx_http_momo_call(r, ctx, call, ngx_http_momo_notify_done);
+}
+
+
+static ngx_int_t
+ngx_http_momo_notify_body(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx,
+    ngx_str_t *out)
+{
+    ngx_http_momo_record_t      *rec;
+    ngx_http_momo_json_field_t   f[7];
+
+    rec = &ctx->rec;
+
+    ngx_str_set(&f[0].key, "reference_id");
+    f[0].value = ctx->reference_id;
+    f[0].type = NGX_HTTP_MOMO_JSON_STRING;
+
+    ngx_str_set(&f[1].key, "external_id");
+    f[1].value.data = rec->external_id;
+    f[1].value.len = rec->external_id_len;
+    f[1].type = NGX_HTTP_MOMO_JSON_STRING_OR_NULL;
+
+    ngx_str_set(&f[2].key, "status");
+    f[2].value = *ngx_http_momo_state_name(rec->state);
+    f[2].type = NGX_HTTP_MOMO_JSON_STRING;
+
+    ngx_str_set(&f[3].key, "amount");
+    f[3].value.data = rec->amount;
+    f[3].value.len = rec->amount_len;
+    f[3].type = NGX_HTTP_MOMO_JSON_STRING_OR_NULL;
+
+    ngx_str_set(&f[4].key, "currency");
+    f[4].value.data = rec->currency;
+    f[4].value.len = rec->currency_len;
+    f[4].type = NGX_HTTP_MOMO_JSON_STRING_OR_NULL;
+
+    ngx_str_set(&f[5].key, "financial_transaction_id");
+    f[5].value.data = rec->financial_transaction_id;
+    f[5].value.len = rec->fin_len;
+    f[5].type = NGX_HTTP_MOMO_JSON_STRING_OR_NULL;
+
+    ngx_str_set(&f[6].key, "reason");
+    f[6].value.data = rec->reason;
+    f[6].value.len = rec->reason_len;
+    f[6].type = NGX_HTTP_MOMO_JSON_STRING_OR_NULL;
+
+    return ngx_http_momo_json_render(r->pool, f, 7, out);
+}
+
+
+static ngx_int_t
+ngx_http_momo_notify_done(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
+{
+    ngx_uint_t                  ok;
+    ngx_http_momo_call_t       *call;
+    ngx_http_momo_main_conf_t  *mmcf;
+
+    call = ctx->call;
+    mmcf = ngx_http_get_module_main_conf(r, ngx_http_momo_module);
+
+    ok = (call->status >= 200 && call->status < 300);
+
+    ngx_http_momo_record_notified(mmcf->shm_zone, ctx->reference_id.data, ok);
+
+    if (!ok) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "momo: notify \"%V\" of payment \"%V\" failed "
+                      "(HTTP %ui, nginx code %i); it is sent again on the "
+                      "payment's next callback or status query",
+                      &call->uri, &ctx->reference_id, call->status,
+                      call->rc);
+    }
+
+    return ctx->after_notify(r, ctx);
+}

@@ -1,0 +1,731 @@
+
+/*
+ * Copyright (C) The ngx_http_momo_module developers
+ *
+ * momo_pay: POST /api/payments/mtn-momo.  Validate, fix the reference id
+ * (derived from the Idempotency-Key, so a retry reaches MTN with the same
+ * X-Reference-Id and cannot charge twice), record the payment in the zone
+ * before MTN sees it, then token -> requesttopay, and on MTN's 409 a
+ * status query that tells an honest retry from a reused key.
+ */
+
+
+#include "ngx_http_momo_module.h"
+
+
+#define NGX_HTTP_MOMO_BODY_MAX  16384
+
+
+static void ngx_http_momo_pay_body(ngx_http_request_t *r);
+static ngx_int_t ngx_http_momo_pay_start(ngx_http_request_t *r,
+    ngx_http_momo_ctx_t *ctx);
+static ngx_int_t ngx_http_momo_pay_read(ngx_http_request_t *r,
+    ngx_str_t *body);
+static ngx_int_t ngx_http_momo_pay_reference(ngx_http_request_t *r,
+    ngx_http_momo_ctx_t *ctx);
+static ngx_int_t ngx_http_momo_pay_same(ngx_http_momo_ctx_t *ctx,
+    ngx_str_t *amount, ngx_str_t *currency, ngx_str_t *phone);
+static void ngx_http_momo_pay_record(ngx_http_momo_ctx_t *ctx);
+static ngx_int_t ngx_http_momo_pay_send(ngx_http_request_t *r,
+    ngx_http_momo_ctx_t *ctx);
+static ngx_int_t ngx_http_momo_pay_body_json(ngx_http_request_t *r,
+    ngx_http_momo_ctx_t *ctx, ngx_str_t *out);
+static ngx_int_t ngx_http_momo_pay_callback_url(ngx_http_request_t *r,
+    ngx_http_momo_ctx_t *ctx, ngx_str_t *out);
+static ngx_int_t ngx_http_momo_pay_done(ngx_http_request_t *r,
+    ngx_http_momo_ctx_t *ctx);
+static ngx_int_t ngx_http_momo_pay_replay(ngx_http_request_t *r,
+    ngx_http_momo_ctx_t *ctx);
+static ngx_int_t ngx_http_momo_pay_replay_done(ngx_http_request_t *r,
+    ngx_http_momo_ctx_t *ctx);
+static ngx_int_t ngx_http_momo_pay_answer(ngx_http_request_t *r,
+    ngx_http_momo_ctx_t *ctx, ngx_uint_t result);
+static ngx_int_t ngx_http_momo_pay_conflict(ngx_http_request_t *r,
+    ngx_http_momo_ctx_t *ctx);
+static ngx_int_t ngx_http_momo_pay_unknown(ngx_http_request_t *r,
+    ngx_http_momo_ctx_t *ctx);
+static ngx_table_elt_t *ngx_http_momo_find_header(ngx_http_request_t *r,
+    char *name);
+
+
+static ngx_str_t  ngx_http_momo_rtp_path =
+    ngx_string("/collection/v1_0/requesttopay");
+static ngx_str_t  ngx_http_momo_rtp_status_path =
+    ngx_string("/collection/v1_0/requesttopay/");
+static ngx_str_t  ngx_http_momo_json_type = ngx_string("application/json");
+
+
+ngx_int_t
+ngx_http_momo_pay_handler(ngx_http_request_t *r)
+{
+    ngx_int_t               rc;
+    ngx_str_t               allow = ngx_string("POST");
+    ngx_table_elt_t        *h;
+    ngx_http_momo_ctx_t    *ctx;
+    ngx_http_momo_error_t   err;
+
+    ctx = ngx_http_momo_ctx_create(r);
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->pay = 1;
+
+    if (r->method != NGX_HTTP_POST) {
+        ngx_http_momo_error_set(&err, NGX_HTTP_NOT_ALLOWED,
+                                "METHOD_NOT_ALLOWED",
+                                "use POST to request a payment");
+        goto refuse;
+    }
+
+    if (r->headers_in.content_type == NULL
+        || r->headers_in.content_type->value.len < ngx_http_momo_json_type.len
+        || ngx_strncasecmp(r->headers_in.content_type->value.data,
+                           ngx_http_momo_json_type.data,
+                           ngx_http_momo_json_type.len) != 0)
+    {
+        ngx_http_momo_error_set(&err, NGX_HTTP_UNSUPPORTED_MEDIA_TYPE,
+                                "UNSUPPORTED_MEDIA_TYPE",
+                                "send the payment as Content-Type: "
+                                "application/json");
+        goto refuse;
+    }
+
+    if (r->headers_in.content_length_n > NGX_HTTP_MOMO_BODY_MAX) {
+        ngx_http_momo_error_set(&err, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                "BODY_TOO_LARGE",
+                                "the payment body is larger than 16k");
+        goto refuse;
+    }
+
+    h = ngx_http_momo_find_header(r, "Idempotency-Key");
+
+    if (h) {
+        if (ngx_http_momo_validate_idempotency_key(&h->value) != NGX_OK) {
+            ngx_http_momo_error_set(&err, NGX_HTTP_BAD_REQUEST,
+                                    "INVALID_IDEMPOTENCY_KEY",
+                                    "Idempotency-Key must be 1 to 255 "
+                                    "printable characters without spaces");
+            goto refuse;
+        }
+
+        ctx->idempotency_key = h->value;
+    }
+
+    r->request_body_in_single_buf = 1;
+
+    rc = ngx_http_read_client_request_body(r, ngx_http_momo_pay_body);
+
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        return rc;
+    }
+
+    return NGX_DONE;
+
+refuse:
+
+    if (ngx_http_discard_request_body(r) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (err.status == NGX_HTTP_NOT_ALLOWED
+        && ngx_http_momo_header(r, "Allow", &allow) != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_http_momo_count_payment(r, NGX_HTTP_MOMO_PAY_INVALID);
+    ctx->error = err.code;
+
+    return ngx_http_momo_reply_error(r, &err);
+}
+
+
+static void
+ngx_http_momo_pay_body(ngx_http_request_t *r)
+{
+    ngx_int_t             rc;
+    ngx_http_momo_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_momo_module);
+
+    r->write_event_handler = ngx_http_momo_resume;
+
+    rc = ngx_http_momo_pay_start(r, ctx);
+
+    if (rc != NGX_AGAIN) {
+        ngx_http_momo_done(r, ctx, rc);
+    }
+}
+
+
+static ngx_int_t
+ngx_http_momo_pay_start(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
+{
+    ngx_int_t               rc;
+    ngx_str_t               body;
+    ngx_http_momo_error_t   err;
+
+    rc = ngx_http_momo_pay_read(r, &body);
+
+    if (rc == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+
+    if (rc == NGX_DECLINED) {
+        ngx_http_momo_error_set(&err, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                "BODY_TOO_LARGE",
+                                "the payment body is larger than 16k");
+        return ngx_http_momo_fail(r, ctx, &err, NGX_HTTP_MOMO_PAY_INVALID);
+    }
+
+    rc = ngx_http_momo_json_payment(r->pool, body.data, body.len,
+                                    &ctx->payment, &err);
+
+    if (rc == NGX_OK) {
+        rc = ngx_http_momo_validate_payment(r->pool, &ctx->payment,
+                                            &ctx->mlcf->currency, &err);
+    }
+
+    if (rc == NGX_DECLINED) {
+        return ngx_http_momo_fail(r, ctx, &err, NGX_HTTP_MOMO_PAY_INVALID);
+    }
+
+    if (rc != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_momo_pay_reference(r, ctx);
+}
+
+
+/* the body in one piece; NGX_DECLINED when too large */
+
+static ngx_int_t
+ngx_http_momo_pay_read(ngx_http_request_t *r, ngx_str_t *body)
+{
+    u_char       *p;
+    size_t        len;
+    ngx_chain_t  *cl;
+
+    ngx_str_null(body);
+
+    if (r->request_body == NULL) {
+        return NGX_OK;
+    }
+
+    if (r->request_body->temp_file) {
+        return NGX_DECLINED;
+    }
+
+    len = 0;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        len += cl->buf->last - cl->buf->pos;
+    }
+
+    if (len > NGX_HTTP_MOMO_BODY_MAX) {
+        return NGX_DECLINED;
+    }
+
+    if (len == 0) {
+        return NGX_OK;
+    }
+
+    p = ngx_pnalloc(r->pool, len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    body->data = p;
+    body->len = len;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        p = ngx_cpymem(p, cl->buf->pos, cl->buf->last - cl->buf->pos);
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * With an Idempotency-Key the reference id is HMAC(secret, user|key), the
+ * same on every gateway sharing the configuration.  A payment already in
+ * the zone with this id is answered from there (MTN took it), or sent
+ * again when its first attempt ended without MTN's answer: MTN's 409 will
+ * tell.
+ */
+
+static ngx_int_t
+ngx_http_momo_pay_reference(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
+{
+    u_char                     *p;
+    ngx_str_t                   material, *user;
+    ngx_http_momo_record_t      old;
+    ngx_http_momo_main_conf_t  *mmcf;
+
+    p = ngx_pnalloc(r->pool, NGX_HTTP_MOMO_UUID_LEN);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    ctx->reference_id.data = p;
+    ctx->reference_id.len = NGX_HTTP_MOMO_UUID_LEN;
+
+    if (ctx->idempotency_key.len == 0) {
+        if (ngx_http_momo_uuid_random(p) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        ngx_http_momo_pay_record(ctx);
+        return ngx_http_momo_with_token(r, ctx, ngx_http_momo_pay_send);
+    }
+
+    user = &ctx->mlcf->acc[NGX_HTTP_MOMO_ACC_API_USER];
+
+    material.len = user->len + 1 + ctx->idempotency_key.len;
+    material.data = ngx_pnalloc(r->pool, material.len);
+    if (material.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_cpymem(material.data, user->data, user->len);
+    *p++ = '|';
+    ngx_memcpy(p, ctx->idempotency_key.data, ctx->idempotency_key.len);
+
+    ngx_http_momo_uuid_derive(&ctx->mlcf->secret, &material,
+                              ctx->reference_id.data);
+
+    mmcf = ngx_http_get_module_main_conf(r, ngx_http_momo_module);
+
+    if (ngx_http_momo_record_get(mmcf->shm_zone, ctx->reference_id.data, &old)
+        == NGX_OK && old.amount_len)
+    {
+        ctx->rec = old;
+
+        if (ngx_http_momo_pay_same(ctx, NULL, NULL, NULL) != NGX_OK) {
+            return ngx_http_momo_pay_conflict(r, ctx);
+        }
+
+        if (old.accepted) {
+            return ngx_http_momo_pay_answer(r, ctx,
+                                            NGX_HTTP_MOMO_PAY_REPLAYED);
+        }
+    }
+
+    ngx_http_momo_pay_record(ctx);
+
+    return ngx_http_momo_with_token(r, ctx, ngx_http_momo_pay_send);
+}
+
+
+/* the retry carries the same amount, currency and phone as the original */
+
+static ngx_int_t
+ngx_http_momo_pay_same(ngx_http_momo_ctx_t *ctx, ngx_str_t *amount,
+    ngx_str_t *currency, ngx_str_t *phone)
+{
+    ngx_str_t                 a, c, ph;
+    ngx_http_momo_payment_t  *p;
+
+    p = &ctx->payment;
+
+    if (amount == NULL) {
+        a.data = ctx->rec.amount;
+        a.len = ctx->rec.amount_len;
+        c.data = ctx->rec.currency;
+        c.len = ctx->rec.currency_len;
+        ph.data = ctx->rec.phone;
+        ph.len = ctx->rec.phone_len;
+        amount = &a;
+        currency = &c;
+        phone = &ph;
+    }
+
+    if ((amount->len && (amount->len != p->amount.len
+                         || ngx_strncmp(amount->data, p->amount.data,
+                                        amount->len) != 0))
+        || (currency->len && (currency->len != p->currency.len
+                              || ngx_strncmp(currency->data, p->currency.data,
+                                             currency->len) != 0))
+        || (phone->len && (phone->len != p->phone.len
+                           || ngx_strncmp(phone->data, p->phone.data,
+                                          phone->len) != 0)))
+    {
+        return NGX_DECLINED;
+    }
+
+    return NGX_OK;
+}
+
+
+/* the payment is in the zone before MTN sees it: a retry finds it */
+
+static void
+ngx_http_momo_pay_record(ngx_http_momo_ctx_t *ctx)
+{
+    ngx_http_momo_record_t   *rec;
+    ngx_http_momo_payment_t  *p;
+
+    rec = &ctx->rec;
+    p = &ctx->payment;
+
+    ngx_memzero(rec, sizeof(ngx_http_momo_record_t));
+    ngx_memcpy(rec->reference_id, ctx->reference_id.data,
+               NGX_HTTP_MOMO_UUID_LEN);
+
+    rec->state = NGX_HTTP_MOMO_ST_UNKNOWN;
+
+    rec->amount_len = ngx_min(p->amount.len, sizeof(rec->amount));
+    ngx_memcpy(rec->amount, p->amount.data, rec->amount_len);
+    rec->currency_len = ngx_min(p->currency.len, sizeof(rec->currency));
+    ngx_memcpy(rec->currency, p->currency.data, rec->currency_len);
+    rec->phone_len = ngx_min(p->phone.len, sizeof(rec->phone));
+    ngx_memcpy(rec->phone, p->phone.data, rec->phone_len);
+    rec->external_id_len = ngx_min(p->external_id.len,
+                                   sizeof(rec->external_id));
+    ngx_memcpy(rec->external_id, p->external_id.data, rec->external_id_len);
+}
+
+
+static ngx_int_t
+ngx_http_momo_pay_send(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
+{
+    ngx_http_momo_call_t       *call;
+    ngx_http_momo_main_conf_t  *mmcf;
+
+    mmcf = ngx_http_get_module_main_conf(r, ngx_http_momo_module);
+
+    if (ngx_http_momo_record_update(mmcf->shm_zone, &ctx->rec, 0) != NGX_OK) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "momo: payment \"%V\" could not be recorded in the "
+                      "zone", &ctx->reference_id);
+    }
+
+    call = ngx_http_momo_call_create(r, ctx, NGX_HTTP_MOMO_LEG_REQUESTTOPAY);
+    if (call == NULL) {
+        return NGX_ERROR;
+    }
+
+    call->method = NGX_HTTP_POST;
+    call->reference_id = ctx->reference_id;
+
+    if (ngx_http_momo_bearer(r->pool, &ctx->token, &call->authorization)
+        != NGX_OK
+        || ngx_http_momo_url(r->pool, ctx->mlcf, &ngx_http_momo_rtp_path,
+                             NULL, &call->url)
+           != NGX_OK
+        || ngx_http_momo_pay_body_json(r, ctx, &call->body) != NGX_OK
+        || ngx_http_momo_pay_callback_url(r, ctx, &call->callback_url)
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_momo_call(r, ctx, call, ngx_http_momo_pay_done);
+}
+
+
+static ngx_int_t
+ngx_http_momo_pay_body_json(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx,
+    ngx_str_t *out)
+{
+    ngx_str_t                   payer;
+    ngx_http_momo_payment_t    *p;
+    ngx_http_momo_json_field_t  f[6];
+
+    p = &ctx->payment;
+
+    ngx_str_set(&f[0].key, "partyIdType");
+    ngx_str_set(&f[0].value, "MSISDN");
+    f[0].type = NGX_HTTP_MOMO_JSON_STRING;
+    ngx_str_set(&f[1].key, "partyId");
+    f[1].value = p->phone;
+    f[1].type = NGX_HTTP_MOMO_JSON_STRING;
+
+    if (ngx_http_momo_json_render(r->pool, f, 2, &payer) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    ngx_str_set(&f[0].key, "amount");
+    f[0].value = p->amount;
+    f[0].type = NGX_HTTP_MOMO_JSON_STRING;
+    ngx_str_set(&f[1].key, "currency");
+    f[1].value = p->currency;
+    f[1].type = NGX_HTTP_MOMO_JSON_STRING;
+    ngx_str_set(&f[2].key, "externalId");
+    f[2].value = p->external_id;
+    f[2].type = NGX_HTTP_MOMO_JSON_STRING;
+    ngx_str_set(&f[3].key, "payer");
+    f[3].value = payer;
+    f[3].type = NGX_HTTP_MOMO_JSON_RAW;
+    ngx_str_set(&f[4].key, "payerMessage");
+    f[4].value = p->payer_message;
+    f[4].type = NGX_HTTP_MOMO_JSON_STRING;
+    ngx_str_set(&f[5].key, "payeeNote");
+    f[5].value = p->payee_note;
+    f[5].type = NGX_HTTP_MOMO_JSON_STRING;
+
+    return ngx_http_momo_json_render(r->pool, f, 6, out);
+}
+
+
+/* momo_callback_url/<reference id>/<HMAC token>: MTN signs nothing */
+
+static ngx_int_t
+ngx_http_momo_pay_callback_url(ngx_http_request_t *r,
+    ngx_http_momo_ctx_t *ctx, ngx_str_t *out)
+{
+    u_char     *p;
+    ngx_str_t  *base;
+
+    base = &ctx->mlcf->acc[NGX_HTTP_MOMO_ACC_CALLBACK_URL];
+
+    if (base->len == 0) {
+        ngx_str_null(out);
+        return NGX_OK;
+    }
+
+    out->len = base->len + 1 + NGX_HTTP_MOMO_UUID_LEN + 1
+               + NGX_HTTP_MOMO_CB_TOKEN_LEN;
+
+    p = ngx_pnalloc(r->pool, out->len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    out->data = p;
+    p = ngx_cpymem(p, base->data, base->len);
+    *p++ = '/';
+    p = ngx_cpymem(p, ctx->reference_id.data, NGX_HTTP_MOMO_UUID_LEN);
+    *p++ = '/';
+
+    ngx_http_momo_callback_token(&ctx->mlcf->secret, &ctx->reference_id, p);
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_momo_pay_done(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
+{
+    ngx_http_momo_call_t       *call;
+    ngx_http_momo_mtn_body_t    b;
+    ngx_http_momo_main_conf_t  *mmcf;
+
+    call = ctx->call;
+    ctx->upstream_status = call->status;
+
+    if (call->status == 0 || call->status == NGX_HTTP_BAD_GATEWAY
+        || call->status == NGX_HTTP_GATEWAY_TIME_OUT)
+    {
+        return ngx_http_momo_pay_unknown(r, ctx);
+    }
+
+    if (call->status == NGX_HTTP_ACCEPTED) {
+        mmcf = ngx_http_get_module_main_conf(r, ngx_http_momo_module);
+
+        ctx->rec.state = NGX_HTTP_MOMO_ST_PENDING;
+        ctx->rec.accepted = 1;
+
+        (void) ngx_http_momo_record_update(mmcf->shm_zone, &ctx->rec, 0);
+
+        return ngx_http_momo_pay_answer(r, ctx, NGX_HTTP_MOMO_PAY_ACCEPTED);
+    }
+
+    if (ngx_http_momo_json_mtn(r->pool, call->response.data,
+                               call->response.len, &b)
+        == NGX_ERROR)
+    {
+        return NGX_ERROR;
+    }
+
+    if (call->status == NGX_HTTP_CONFLICT) {
+        /* RESOURCE_ALREADY_EXIST: MTN has this reference id already */
+        return ngx_http_momo_pay_replay(r, ctx);
+    }
+
+    if (call->status == NGX_HTTP_UNAUTHORIZED && b.status_code == -1) {
+        return ngx_http_momo_token_rejected(r, ctx, ngx_http_momo_pay_send);
+    }
+
+    return ngx_http_momo_mtn_error(r, ctx, &b);
+}
+
+
+static ngx_int_t
+ngx_http_momo_pay_replay(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
+{
+    ngx_http_momo_call_t  *call;
+
+    call = ngx_http_momo_call_create(r, ctx, NGX_HTTP_MOMO_LEG_STATUS);
+    if (call == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_momo_bearer(r->pool, &ctx->token, &call->authorization)
+        != NGX_OK
+        || ngx_http_momo_url(r->pool, ctx->mlcf,
+                             &ngx_http_momo_rtp_status_path,
+                             &ctx->reference_id, &call->url)
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_momo_call(r, ctx, call, ngx_http_momo_pay_replay_done);
+}
+
+
+static ngx_int_t
+ngx_http_momo_pay_replay_done(ngx_http_request_t *r,
+    ngx_http_momo_ctx_t *ctx)
+{
+    ngx_http_momo_call_t       *call;
+    ngx_http_momo_mtn_body_t    b;
+    ngx_http_momo_main_conf_t  *mmcf;
+
+    call = ctx->call;
+    mmcf = ngx_http_get_module_main_conf(r, ngx_http_momo_module);
+
+    ctx->rec.accepted = 1;
+
+    if (ctx->rec.state == NGX_HTTP_MOMO_ST_UNKNOWN) {
+        ctx->rec.state = NGX_HTTP_MOMO_ST_PENDING;
+    }
+
+    if (call->status == NGX_HTTP_OK) {
+        if (ngx_http_momo_json_mtn(r->pool, call->response.data,
+                                   call->response.len, &b)
+            == NGX_ERROR)
+        {
+            return NGX_ERROR;
+        }
+
+        if (ngx_http_momo_pay_same(ctx, &b.amount, &b.currency, &b.payer)
+            != NGX_OK)
+        {
+            return ngx_http_momo_pay_conflict(r, ctx);
+        }
+
+        ngx_http_momo_record_from_mtn(&ctx->rec, &b);
+    }
+
+    (void) ngx_http_momo_record_update(mmcf->shm_zone, &ctx->rec, 0);
+
+    return ngx_http_momo_pay_answer(r, ctx, NGX_HTTP_MOMO_PAY_REPLAYED);
+}
+
+
+static ngx_int_t
+ngx_http_momo_pay_answer(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx,
+    ngx_uint_t result)
+{
+    ngx_http_momo_json_field_t  f[5];
+
+    ngx_http_momo_count_payment(r, result);
+
+    ctx->status = *ngx_http_momo_state_name(ctx->rec.state);
+
+    ngx_str_set(&f[0].key, "success");
+    ngx_str_set(&f[0].value, "true");
+    f[0].type = NGX_HTTP_MOMO_JSON_RAW;
+    ngx_str_set(&f[1].key, "payment_id");
+    f[1].value = ctx->reference_id;
+    f[1].type = NGX_HTTP_MOMO_JSON_STRING;
+    ngx_str_set(&f[2].key, "reference_id");
+    f[2].value = ctx->reference_id;
+    f[2].type = NGX_HTTP_MOMO_JSON_STRING;
+    ngx_str_set(&f[3].key, "status");
+    f[3].value = ctx->status;
+    f[3].type = NGX_HTTP_MOMO_JSON_STRING;
+    ngx_str_set(&f[4].key, "message");
+    f[4].type = NGX_HTTP_MOMO_JSON_STRING;
+
+    if (result == NGX_HTTP_MOMO_PAY_ACCEPTED) {
+        ngx_str_set(&f[4].value,
+                    "Payment request sent to customer's mobile phone");
+
+    } else {
+        ngx_str_set(&f[4].value,
+                    "Payment request was already sent for this "
+                    "Idempotency-Key");
+    }
+
+    return ngx_http_momo_reply(r, NGX_HTTP_OK, f, 5);
+}
+
+
+static ngx_int_t
+ngx_http_momo_pay_conflict(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
+{
+    ngx_http_momo_error_t  err;
+
+    ngx_http_momo_error_set(&err, NGX_HTTP_CONFLICT, "IDEMPOTENCY_KEY_REUSED",
+                            "this Idempotency-Key was used for a payment "
+                            "with another amount, currency or phone");
+
+    return ngx_http_momo_fail(r, ctx, &err, NGX_HTTP_MOMO_PAY_CONFLICT);
+}
+
+
+/*
+ * No answer from MTN (timeout, reset, 502/504 from its front end): the
+ * payment may or may not exist.  The client gets its reference id to ask
+ * the status endpoint, or to retry with the same Idempotency-Key.
+ */
+
+static ngx_int_t
+ngx_http_momo_pay_unknown(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
+{
+    ngx_http_momo_error_t  err;
+
+    ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                  "momo: no answer from MTN for payment \"%V\" "
+                  "(HTTP %ui, nginx code %i), outcome unknown",
+                  &ctx->reference_id, ctx->call->status, ctx->call->rc);
+
+    ngx_str_set(&ctx->status, "unknown");
+
+    ngx_http_momo_error_set(&err, NGX_HTTP_GATEWAY_TIME_OUT,
+                            "UPSTREAM_TIMEOUT",
+                            "MTN did not answer in time; the payment may "
+                            "exist: ask its status, or retry with the "
+                            "same Idempotency-Key");
+    err.retryable = 1;
+
+    return ngx_http_momo_fail(r, ctx, &err, NGX_HTTP_MOMO_PAY_TIMEOUT);
+}
+
+
+static ngx_table_elt_t *
+ngx_http_momo_find_header(ngx_http_request_t *r, char *name)
+{
+    size_t            len;
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    len = ngx_strlen(name);
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                return NULL;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len == len
+            && ngx_strncasecmp(h[i].key.data, (u_char *) name, len) == 0)
+        {
+            return &h[i];
+        }
+    }
+}

@@ -1,0 +1,337 @@
+
+/*
+ * Copyright (C) The ngx_http_momo_module developers
+ *
+ * JSON answers to the client, and the one place a momo request is
+ * finalized.  Errors are sent as our JSON with their status, never
+ * returned to nginx, which would render its HTML error page.
+ */
+
+
+#include "ngx_http_momo_module.h"
+
+
+static ngx_int_t ngx_http_momo_send(ngx_http_request_t *r, ngx_uint_t status,
+    ngx_str_t *json);
+static void ngx_http_momo_client_read(ngx_event_t *rev);
+
+
+static ngx_str_t  ngx_http_momo_true = ngx_string("true");
+static ngx_str_t  ngx_http_momo_false = ngx_string("false");
+static ngx_str_t  ngx_http_momo_retry_after = ngx_string("1");
+
+
+ngx_int_t
+ngx_http_momo_reply(ngx_http_request_t *r, ngx_uint_t status,
+    ngx_http_momo_json_field_t *fields, ngx_uint_t n)
+{
+    ngx_str_t  json;
+
+    if (ngx_http_momo_json_render(r->pool, fields, n, &json) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_momo_send(r, status, &json);
+}
+
+
+ngx_int_t
+ngx_http_momo_reply_error(ngx_http_request_t *r, ngx_http_momo_error_t *err)
+{
+    ngx_str_t                   inner;
+    ngx_uint_t                  n;
+    ngx_http_momo_ctx_t        *ctx;
+    ngx_http_momo_json_field_t  e[3], f[4];
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_momo_module);
+
+    ngx_str_set(&e[0].key, "code");
+    e[0].value = err->code;
+    e[0].type = NGX_HTTP_MOMO_JSON_STRING;
+    ngx_str_set(&e[1].key, "message");
+    e[1].value = err->message;
+    e[1].type = NGX_HTTP_MOMO_JSON_STRING;
+    ngx_str_set(&e[2].key, "retryable");
+    e[2].value = err->retryable ? ngx_http_momo_true : ngx_http_momo_false;
+    e[2].type = NGX_HTTP_MOMO_JSON_RAW;
+
+    if (ngx_http_momo_json_render(r->pool, e, 3, &inner) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    ngx_str_set(&f[0].key, "success");
+    f[0].value = ngx_http_momo_false;
+    f[0].type = NGX_HTTP_MOMO_JSON_RAW;
+    ngx_str_set(&f[1].key, "error");
+    f[1].value = inner;
+    f[1].type = NGX_HTTP_MOMO_JSON_RAW;
+
+    n = 2;
+
+    if (ctx && ctx->reference_id.len) {
+        ngx_str_set(&f[n].key, "reference_id");
+        f[n].value = ctx->reference_id;
+        f[n++].type = NGX_HTTP_MOMO_JSON_STRING;
+    }
+
+    if (ctx && ctx->status.len) {
+        ngx_str_set(&f[n].key, "status");
+        f[n].value = ctx->status;
+        f[n++].type = NGX_HTTP_MOMO_JSON_STRING;
+    }
+
+    return ngx_http_momo_reply(r, err->status, f, n);
+}
+
+
+/* an error answer; a payment's outcome is counted for momo_metrics */
+
+ngx_int_t
+ngx_http_momo_fail(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx,
+    ngx_http_momo_error_t *err, ngx_uint_t result)
+{
+    ctx->error = err->code;
+
+    if (ctx->pay) {
+        ngx_http_momo_count_payment(r, result);
+    }
+
+    if (err->status == NGX_HTTP_SERVICE_UNAVAILABLE) {
+        if (ngx_http_momo_header(r, "Retry-After", &ngx_http_momo_retry_after)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    return ngx_http_momo_reply_error(r, err);
+}
+
+
+void
+ngx_http_momo_count_payment(ngx_http_request_t *r, ngx_uint_t result)
+{
+    ngx_http_momo_counters_t   *counters;
+    ngx_http_momo_main_conf_t  *mmcf;
+
+    mmcf = ngx_http_get_module_main_conf(r, ngx_http_momo_module);
+    counters = ngx_http_momo_counters(mmcf->shm_zone);
+
+    if (counters) {
+        ngx_atomic_fetch_add(&counters->payments[result], 1);
+    }
+}
+
+
+/* the status answer, also used for idempotent replays */
+
+ngx_int_t
+ngx_http_momo_reply_payment(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx,
+    ngx_uint_t status)
+{
+    ngx_http_momo_record_t      *rec;
+    ngx_http_momo_json_field_t   f[8];
+
+    rec = &ctx->rec;
+
+    ctx->status = *ngx_http_momo_state_name(rec->state);
+
+    ngx_str_set(&f[0].key, "success");
+    f[0].value = ngx_http_momo_true;
+    f[0].type = NGX_HTTP_MOMO_JSON_RAW;
+
+    ngx_str_set(&f[1].key, "reference_id");
+    f[1].value = ctx->reference_id;
+    f[1].type = NGX_HTTP_MOMO_JSON_STRING;
+
+    ngx_str_set(&f[2].key, "status");
+    f[2].value = ctx->status;
+    f[2].type = NGX_HTTP_MOMO_JSON_STRING;
+
+    ngx_str_set(&f[3].key, "amount");
+    f[3].value.data = rec->amount;
+    f[3].value.len = rec->amount_len;
+    f[3].type = NGX_HTTP_MOMO_JSON_STRING_OR_NULL;
+
+    ngx_str_set(&f[4].key, "currency");
+    f[4].value.data = rec->currency;
+    f[4].value.len = rec->currency_len;
+    f[4].type = NGX_HTTP_MOMO_JSON_STRING_OR_NULL;
+
+    ngx_str_set(&f[5].key, "external_id");
+    f[5].value.data = rec->external_id;
+    f[5].value.len = rec->external_id_len;
+    f[5].type = NGX_HTTP_MOMO_JSON_STRING_OR_NULL;
+
+    ngx_str_set(&f[6].key, "financial_transaction_id");
+    f[6].value.data = rec->financial_transaction_id;
+    f[6].value.len = rec->fin_len;
+    f[6].type = NGX_HTTP_MOMO_JSON_STRING_OR_NULL;
+
+    ngx_str_set(&f[7].key, "reason");
+    f[7].value.data = rec->reason;
+    f[7].value.len = rec->reason_len;
+    f[7].type = NGX_HTTP_MOMO_JSON_STRING_OR_NULL;
+
+    return ngx_http_momo_reply(r, status, f, 8);
+}
+
+
+static ngx_int_t
+ngx_http_momo_send(ngx_http_request_t *r, ngx_uint_t status, ngx_str_t *json)
+{
+    ngx_int_t             rc;
+    ngx_buf_t            *b;
+    ngx_chain_t           out;
+    ngx_table_elt_t      *h;
+    ngx_http_momo_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_momo_module);
+
+    if (ctx) {
+        if (ctx->responded) {
+            return NGX_OK;
+        }
+
+        ctx->responded = 1;
+        ngx_http_momo_set_variables(r, ctx);
+    }
+
+    r->headers_out.status = status;
+    r->headers_out.content_length_n = json->len + 1;
+    ngx_str_set(&r->headers_out.content_type, "application/json");
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+    r->headers_out.content_type_lowcase = NULL;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "Cache-Control");
+    ngx_str_set(&h->value, "no-store");
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    b = ngx_create_temp_buf(r->pool, json->len + 1);
+    if (b == NULL) {
+        return NGX_ERROR;
+    }
+
+    b->last = ngx_cpymem(b->last, json->data, json->len);
+    *b->last++ = '\n';
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_output_filter(r, &out);
+}
+
+
+ngx_int_t
+ngx_http_momo_header(ngx_http_request_t *r, char *name, ngx_str_t *value)
+{
+    ngx_table_elt_t  *h;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->hash = 1;
+    h->key.data = (u_char *) name;
+    h->key.len = ngx_strlen(name);
+    h->value = *value;
+
+    return NGX_OK;
+}
+
+
+/*
+ * The client has its answer and may close the connection, as MTN does
+ * after a callback; the work left (a verification, a notify) must not die
+ * with it.  nginx would see the close through the upstream module's
+ * broken-connection check of whichever subrequest is active, unless its
+ * location has proxy_ignore_client_abort on, so the connection's read
+ * events are ignored until the request ends.
+ */
+
+void
+ngx_http_momo_detach(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
+{
+    ngx_connection_t  *c;
+
+    c = r->connection;
+
+    if (ctx->detached || r != r->main) {
+        return;
+    }
+
+#if (NGX_HTTP_V2)
+    if (r->stream) {
+        return;
+    }
+#endif
+
+    ctx->detached = 1;
+    ctx->client_read = c->read->handler;
+    c->read->handler = ngx_http_momo_client_read;
+}
+
+
+static void
+ngx_http_momo_client_read(ngx_event_t *rev)
+{
+    if ((ngx_event_flags & NGX_USE_LEVEL_EVENT) && rev->active) {
+        (void) ngx_del_event(rev, NGX_READ_EVENT, 0);
+    }
+}
+
+
+/*
+ * The end of a momo request.  A step that fails before anything was sent
+ * still gets a JSON answer; after the answer, only the finalization is
+ * left (the request may have gone on with a notify or a verification).
+ */
+
+void
+ngx_http_momo_done(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx,
+    ngx_int_t rc)
+{
+    ngx_http_momo_error_t  err;
+
+    if (ctx->finalized) {
+        return;
+    }
+
+    if (!ctx->responded && (rc == NGX_ERROR || rc >= NGX_HTTP_BAD_REQUEST)) {
+        ngx_http_momo_error_set(&err, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                "INTERNAL_ERROR",
+                                "the gateway failed to process the request; "
+                                "see the error log");
+        err.retryable = 1;
+        rc = ngx_http_momo_reply_error(r, &err);
+    }
+
+    ctx->finalized = 1;
+
+    /* what the access log shows: the outcome after any verification */
+    ngx_http_momo_set_variables(r, ctx);
+
+    if (ctx->wait.timer_set) {
+        ngx_del_timer(&ctx->wait);
+    }
+
+    if (ctx->detached) {
+        r->connection->read->handler = ctx->client_read;
+    }
+
+    ngx_http_finalize_request(r, rc);
+}

@@ -1,0 +1,303 @@
+
+/*
+ * Copyright (C) The ngx_http_momo_module developers
+ *
+ * momo_status: GET /api/payments/mtn-momo/status/{reference_id}.  Final
+ * statuses come from the shared zone; a pending one reaches MTN at most
+ * once a second per reference, whatever the number of workers and
+ * clients: one query holds the record's lease, the others wait for its
+ * answer.  The query is shared with momo_callback's verification.
+ */
+
+
+#include "ngx_http_momo_module.h"
+
+
+#define NGX_HTTP_MOMO_QUERY_LEASE     30000
+#define NGX_HTTP_MOMO_QUERY_INTERVAL  1000
+#define NGX_HTTP_MOMO_QUERY_POLL      50
+#define NGX_HTTP_MOMO_QUERY_WAIT      5000
+
+
+static ngx_int_t ngx_http_momo_status_answer(ngx_http_request_t *r,
+    ngx_http_momo_ctx_t *ctx);
+static ngx_int_t ngx_http_momo_status_finish(ngx_http_request_t *r,
+    ngx_http_momo_ctx_t *ctx);
+static ngx_int_t ngx_http_momo_query_step(ngx_http_request_t *r,
+    ngx_http_momo_ctx_t *ctx);
+static ngx_int_t ngx_http_momo_query_send(ngx_http_request_t *r,
+    ngx_http_momo_ctx_t *ctx);
+static ngx_int_t ngx_http_momo_query_done(ngx_http_request_t *r,
+    ngx_http_momo_ctx_t *ctx);
+static ngx_int_t ngx_http_momo_query_failed(ngx_http_request_t *r,
+    ngx_http_momo_ctx_t *ctx, ngx_http_momo_mtn_body_t *b);
+
+
+static ngx_str_t  ngx_http_momo_status_path =
+    ngx_string("/collection/v1_0/requesttopay/");
+
+
+ngx_int_t
+ngx_http_momo_status_handler(ngx_http_request_t *r)
+{
+    u_char                 *p, *last;
+    ngx_int_t               rc;
+    ngx_str_t               allow = ngx_string("GET, HEAD");
+    ngx_http_momo_ctx_t    *ctx;
+    ngx_http_momo_error_t   err;
+
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    ctx = ngx_http_momo_ctx_create(r);
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
+        if (ngx_http_momo_header(r, "Allow", &allow) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ngx_http_momo_error_set(&err, NGX_HTTP_NOT_ALLOWED,
+                                "METHOD_NOT_ALLOWED",
+                                "use GET to read a payment's status");
+        return ngx_http_momo_reply_error(r, &err);
+    }
+
+    /* the reference id is the last path segment */
+
+    last = r->uri.data + r->uri.len;
+
+    for (p = last; p > r->uri.data && p[-1] != '/'; p--) { /* void */ }
+
+    ctx->reference_id.data = p;
+    ctx->reference_id.len = last - p;
+
+    if (ngx_http_momo_is_uuid(&ctx->reference_id) != NGX_OK) {
+        ngx_str_null(&ctx->reference_id);
+        ngx_http_momo_error_set(&err, NGX_HTTP_BAD_REQUEST,
+                                "INVALID_REFERENCE_ID",
+                                "the reference id must be the UUID returned "
+                                "by the payment request");
+        return ngx_http_momo_reply_error(r, &err);
+    }
+
+    /* MTN's ids are case-insensitive; the zone keys them in lowercase */
+
+    p = ngx_pnalloc(r->pool, NGX_HTTP_MOMO_UUID_LEN);
+    if (p == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_strlow(p, ctx->reference_id.data, NGX_HTTP_MOMO_UUID_LEN);
+    ctx->reference_id.data = p;
+
+    r->main->count++;
+    r->write_event_handler = ngx_http_momo_resume;
+
+    rc = ngx_http_momo_query(r, ctx, ngx_http_momo_status_answer);
+
+    if (rc != NGX_AGAIN) {
+        ngx_http_momo_done(r, ctx, rc);
+    }
+
+    return NGX_DONE;
+}
+
+
+static ngx_int_t
+ngx_http_momo_status_answer(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
+{
+    ngx_int_t              rc;
+    ngx_http_momo_error_t  err;
+
+    if (ctx->rec.state == NGX_HTTP_MOMO_ST_NOT_FOUND) {
+        ngx_http_momo_error_set(&err, NGX_HTTP_NOT_FOUND, "NOT_FOUND",
+                                "MTN has no payment with this reference id");
+        return ngx_http_momo_reply_error(r, &err);
+    }
+
+    rc = ngx_http_momo_reply_payment(r, ctx, NGX_HTTP_OK);
+
+    if (rc == NGX_ERROR || rc > NGX_OK) {
+        return rc;
+    }
+
+    /* the client has its answer; the application learns a final status */
+
+    ngx_http_momo_detach(r, ctx);
+
+    return ngx_http_momo_notify(r, ctx, ngx_http_momo_status_finish);
+}
+
+
+static ngx_int_t
+ngx_http_momo_status_finish(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
+{
+    return NGX_OK;
+}
+
+
+/*
+ * The status of ctx->reference_id into ctx->rec: from the zone when it is
+ * final or fresh, else from MTN under the record's query lease.  Calls
+ * next with ctx->rec set, or answers an error itself.
+ */
+
+ngx_int_t
+ngx_http_momo_query(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx,
+    ngx_http_momo_step_pt next)
+{
+    ctx->after_query = next;
+    ctx->deadline = 0;
+
+    return ngx_http_momo_query_step(r, ctx);
+}
+
+
+static ngx_int_t
+ngx_http_momo_query_step(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
+{
+    ngx_int_t                   rc;
+    ngx_http_momo_main_conf_t  *mmcf;
+
+    mmcf = ngx_http_get_module_main_conf(r, ngx_http_momo_module);
+
+    rc = ngx_http_momo_record_query(mmcf->shm_zone, ctx->reference_id.data,
+                                    NGX_HTTP_MOMO_QUERY_LEASE,
+                                    ctx->query_interval, &ctx->rec);
+
+    switch (rc) {
+
+    case NGX_DONE:
+        return ctx->after_query(r, ctx);
+
+    case NGX_OK:
+        return ngx_http_momo_with_token(r, ctx, ngx_http_momo_query_send);
+
+    case NGX_BUSY:
+        if (ctx->deadline == 0) {
+            ctx->deadline = ngx_current_msec + NGX_HTTP_MOMO_QUERY_WAIT;
+        }
+
+        if ((ngx_msec_int_t) (ngx_current_msec - ctx->deadline) < 0) {
+            return ngx_http_momo_wait(r, ctx, NGX_HTTP_MOMO_QUERY_POLL,
+                                      ngx_http_momo_query_step);
+        }
+
+        /* the other query is slow: answer with what the zone knows */
+
+        (void) ngx_http_momo_record_get(mmcf->shm_zone,
+                                        ctx->reference_id.data, &ctx->rec);
+        return ctx->after_query(r, ctx);
+
+    default:
+        return NGX_ERROR;
+    }
+}
+
+
+static ngx_int_t
+ngx_http_momo_query_send(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
+{
+    ngx_http_momo_call_t  *call;
+
+    call = ngx_http_momo_call_create(r, ctx, NGX_HTTP_MOMO_LEG_STATUS);
+    if (call == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_momo_bearer(r->pool, &ctx->token, &call->authorization)
+        != NGX_OK
+        || ngx_http_momo_url(r->pool, ctx->mlcf, &ngx_http_momo_status_path,
+                             &ctx->reference_id, &call->url)
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_momo_call(r, ctx, call, ngx_http_momo_query_done);
+}
+
+
+static ngx_int_t
+ngx_http_momo_query_done(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
+{
+    ngx_http_momo_call_t       *call;
+    ngx_http_momo_mtn_body_t    b;
+    ngx_http_momo_main_conf_t  *mmcf;
+
+    call = ctx->call;
+    ctx->upstream_status = call->status;
+    mmcf = ngx_http_get_module_main_conf(r, ngx_http_momo_module);
+
+    if (ngx_http_momo_json_mtn(r->pool, call->response.data,
+                               call->response.len, &b)
+        == NGX_ERROR)
+    {
+        return NGX_ERROR;
+    }
+
+    if (call->status == NGX_HTTP_OK && b.status.len) {
+        ngx_http_momo_record_from_mtn(&ctx->rec, &b);
+        ctx->rec.accepted = 1;
+
+        if (ngx_http_momo_record_update(mmcf->shm_zone, &ctx->rec, 1)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        return ctx->after_query(r, ctx);
+    }
+
+    if (call->status == NGX_HTTP_NOT_FOUND) {
+        /* just after a 202, MTN may not show the payment yet */
+
+        if (!ctx->rec.accepted) {
+            ctx->rec.state = NGX_HTTP_MOMO_ST_NOT_FOUND;
+        }
+
+        if (ngx_http_momo_record_update(mmcf->shm_zone, &ctx->rec, 1)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        return ctx->after_query(r, ctx);
+    }
+
+    (void) ngx_http_momo_record_update(mmcf->shm_zone, &ctx->rec, 1);
+
+    if (call->status == NGX_HTTP_UNAUTHORIZED && b.status_code == -1) {
+        return ngx_http_momo_token_rejected(r, ctx, ngx_http_momo_query_send);
+    }
+
+    return ngx_http_momo_query_failed(r, ctx, &b);
+}
+
+
+static ngx_int_t
+ngx_http_momo_query_failed(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx,
+    ngx_http_momo_mtn_body_t *b)
+{
+    ngx_http_momo_error_t  err;
+
+    if (ctx->call->status == 0) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "momo: no answer from MTN for the status of \"%V\" "
+                      "(nginx code %i)", &ctx->reference_id, ctx->call->rc);
+
+        ngx_http_momo_error_set(&err, NGX_HTTP_GATEWAY_TIME_OUT,
+                                "UPSTREAM_TIMEOUT",
+                                "MTN did not answer in time; ask again");
+        err.retryable = 1;
+
+        return ngx_http_momo_fail(r, ctx, &err, 0);
+    }
+
+    return ngx_http_momo_mtn_error(r, ctx, b);
+}
