@@ -1,0 +1,171 @@
+package t::MomoTest;
+
+# What every momo test block shares, injected so that each block shows only
+# what it is about (the lua-resty-core t/TestCore.pm pattern):
+#   - the module's load_module line (TEST_NGINX_LOAD_MODULES, set by make test);
+#   - the sandbox emulator, started once per test file if nothing listens on
+#     TEST_NGINX_MOMO_EMU_PORT, and reset before every block;
+#   - the default account (http_config) when a block has none;
+#   - the shipped conf/momo_locations.conf, with 3 s read timeouts so that
+#     MTN timeouts are testable, included in every server using momo_*;
+#   - /emu/ (the emulator's control API, for counts in request arrays) and
+#     /_app/notify (the application, i.e. the emulator's sink);
+#   - no [alert], [crit] or [emerg] in any block's error log.
+
+use Test::Nginx::Socket -Base;
+use IO::Socket::INET;
+use Cwd qw(abs_path);
+use File::Basename qw(dirname);
+use POSIX qw(:sys_wait_h);
+
+our $Root = abs_path(dirname(__FILE__) . '/..');
+our $EmuPort = $ENV{TEST_NGINX_MOMO_EMU_PORT} ||= 18099;
+our $ApiUser = '6f1c3a52-8d4e-4b7a-9c21-3e5f7a9b0d14';
+our $ApiKey = '2f9d8c7b6a5e4d3c2b1a0f9e8d7c6b5a';
+our $SubscriptionKey = 'a1b2c3d4e5f60718293a4b5c6d7e8f90';
+
+$ENV{TEST_NGINX_LOAD_MODULES} ||= "$Root/objs/ngx_http_momo_module.so";
+$ENV{TEST_NGINX_MOMO_LOCATIONS} = write_locations();
+$ENV{TEST_NGINX_MOMO_ROOT} = $Root;
+
+our $Account = <<"_EOC_";
+    momo_zone 1m;
+    momo_api_user $ApiUser;
+    momo_api_key $ApiKey;
+    momo_subscription_key $SubscriptionKey;
+    momo_base_url http://127.0.0.1:\$TEST_NGINX_MOMO_EMU_PORT;
+    momo_callback_url http://127.0.0.1:\$TEST_NGINX_SERVER_PORT/api/payments/mtn-momo/callback;
+_EOC_
+
+our $Helpers = <<'_EOC_';
+    location /emu/ {
+        proxy_pass http://127.0.0.1:$TEST_NGINX_MOMO_EMU_PORT/_emu/;
+    }
+
+    location = /_app/notify {
+        internal;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_MOMO_EMU_PORT/_emu/sink/notify;
+    }
+_EOC_
+
+our @EXPORT = qw(emu_get emu_post emu_delete pay_json $Account);
+
+my $emu_pid;
+
+start_emulator();
+
+master_on();
+workers(2);
+no_shuffle();
+
+add_block_preprocessor(sub {
+    my $block = shift;
+
+    emu_post('/_emu/reset', '{}');
+
+    if (!defined $block->http_config) {
+        $block->set_value('http_config', $Account);
+    }
+
+    my $config = $block->config // '';
+
+    if ($config =~ /momo_/ && $config !~ /momo_leg|momo_locations|# no momo_locations/) {
+        $config = "    include \$TEST_NGINX_MOMO_LOCATIONS;\n$config";
+    }
+
+    if (!defined $block->must_die) {
+        $config .= $Helpers;
+
+        my $nel = $block->no_error_log;
+        if (!defined $nel) {
+            $block->set_value('no_error_log', "[alert]\n[crit]\n[emerg]\n");
+
+        } elsif (!ref $nel) {
+            $block->set_value('no_error_log', "$nel\n[alert]\n[crit]\n[emerg]\n");
+        }
+    }
+
+    $block->set_value('config', $config);
+});
+
+sub write_locations () {
+    my $src = "$Root/conf/momo_locations.conf";
+    my $dir = "$Root/t/servroot-momo";
+    mkdir $dir;
+    open my $in, '<', $src or die "$src: $!";
+    local $/;
+    my $text = <$in>;
+    close $in;
+    $text =~ s/proxy_read_timeout \d+s;/proxy_read_timeout 3s;/g;
+    open my $out, '>', "$dir/momo_locations.conf" or die "$dir: $!";
+    print $out $text;
+    close $out;
+    return "$dir/momo_locations.conf";
+}
+
+sub emu_request ($$$) {
+    my ($method, $path, $body) = @_;
+
+    my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+                                     PeerPort => $EmuPort, Timeout => 5)
+        or return undef;
+
+    $body //= '';
+    print $sock "$method $path HTTP/1.1\r\nHost: emu\r\nConnection: close\r\n"
+        . "Content-Type: application/json\r\n"
+        . "Content-Length: " . length($body) . "\r\n\r\n$body";
+
+    local $/;
+    my $res = <$sock>;
+    close $sock;
+
+    return undef unless defined $res;
+    $res =~ s/^.*?\r\n\r\n//s;
+    return $res;
+}
+
+sub emu_get ($) { emu_request('GET', $_[0], undef) }
+sub emu_post ($$) { emu_request('POST', $_[0], $_[1]) }
+sub emu_delete ($) { emu_request('DELETE', $_[0], undef) }
+
+# a payment body, with fields overridden: pay_json(phone => '46733123450')
+sub pay_json (@) {
+    my %f = (amount => '100', currency => 'EUR', external_id => 'order-1',
+             payer_message => 'Booking 1', payee_note => 'Booking 1',
+             phone => '56733123453', @_);
+    return '{' . join(', ', map {
+        defined $f{$_} ? qq{"$_": "$f{$_}"} : ()
+    } sort keys %f) . '}';
+}
+
+sub start_emulator () {
+    return if IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+                                    PeerPort => $EmuPort, Timeout => 1);
+
+    $emu_pid = fork;
+    die "fork: $!" unless defined $emu_pid;
+
+    if ($emu_pid == 0) {
+        open STDOUT, '>', '/dev/null';
+        exec 'python3', "$Root/emulator/momo_emulator.py",
+             '--listen', "127.0.0.1:$EmuPort";
+        exit 1;
+    }
+
+    for (1 .. 100) {
+        return if IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+                                        PeerPort => $EmuPort, Timeout => 1);
+        select undef, undef, undef, 0.05;
+    }
+
+    die "the emulator did not start on port $EmuPort\n";
+}
+
+END {
+    if ($emu_pid) {
+        kill 'TERM', $emu_pid;
+        waitpid $emu_pid, 0;
+    }
+}
+
+1;
