@@ -197,7 +197,9 @@ ngx_http_momo_call_body(ngx_http_request_t *sr, ngx_http_momo_call_t *call)
  * (first with nginx's error code, then after its error page).  Only the
  * first call counts; an error code is turned into NGX_OK so that nginx
  * does not render its HTML error page into our buffer.  Must not start
- * anything: the parent is woken by nginx and resumes in its write handler.
+ * anything: the parent is woken by nginx and resumes in its write handler,
+ * unless the client has gone, so what must not be lost (the token) is
+ * settled here.
  */
 
 static ngx_int_t
@@ -228,6 +230,10 @@ ngx_http_momo_call_done(ngx_http_request_t *sr, void *data, ngx_int_t rc)
     ngx_log_debug3(NGX_LOG_DEBUG_HTTP, sr->connection->log, 0,
                    "momo call done \"%V\" rc:%i status:%ui",
                    &call->uri, rc, call->status);
+
+    if (call->leg == NGX_HTTP_MOMO_LEG_TOKEN) {
+        ngx_http_momo_token_settle(sr, call);
+    }
 
     mmcf = ngx_http_get_module_main_conf(sr, ngx_http_momo_module);
 

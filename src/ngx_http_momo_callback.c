@@ -112,7 +112,11 @@ ngx_http_momo_callback_path(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
         return NGX_DECLINED;
     }
 
-    ngx_http_momo_callback_token(&ctx->mlcf->secret, &ref, expected);
+    if (ngx_http_momo_callback_token(&ctx->mlcf->secret, &ref, expected)
+        != NGX_OK)
+    {
+        return NGX_DECLINED;
+    }
 
     if (ngx_http_momo_token_equal(expected, token, NGX_HTTP_MOMO_CB_TOKEN_LEN)
         != NGX_OK)

@@ -29,8 +29,6 @@
 
 static ngx_int_t ngx_http_momo_hmac(ngx_str_t *key, u_char *d1, size_t l1,
     u_char *d2, size_t l2, u_char *md);
-static void ngx_http_momo_hmac_or_random(ngx_str_t *key, u_char *d1,
-    size_t l1, u_char *d2, size_t l2, u_char *md);
 static void ngx_http_momo_uuid_format(u_char *b, u_char *out);
 
 
@@ -49,16 +47,24 @@ ngx_http_momo_uuid_random(u_char *out)
 }
 
 
-void
+/* a failed HMAC (out of memory) fails the request: never a stand-in id */
+
+ngx_int_t
 ngx_http_momo_uuid_derive(ngx_str_t *secret, ngx_str_t *material,
     u_char *out)
 {
     u_char  md[NGX_HTTP_MOMO_SHA256_LEN];
 
-    ngx_http_momo_hmac_or_random(secret, material->data, material->len,
-                                 NULL, 0, md);
+    if (ngx_http_momo_hmac(secret, material->data, material->len, NULL, 0,
+                           md)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
 
     ngx_http_momo_uuid_format(md, out);
+
+    return NGX_OK;
 }
 
 
@@ -97,16 +103,22 @@ ngx_http_momo_is_uuid(ngx_str_t *s)
 }
 
 
-void
+ngx_int_t
 ngx_http_momo_callback_token(ngx_str_t *secret, ngx_str_t *ref, u_char *out)
 {
     u_char  md[NGX_HTTP_MOMO_SHA256_LEN];
 
-    ngx_http_momo_hmac_or_random(secret, (u_char *) NGX_HTTP_MOMO_CB_LABEL,
-                                 sizeof(NGX_HTTP_MOMO_CB_LABEL) - 1,
-                                 ref->data, ref->len, md);
+    if (ngx_http_momo_hmac(secret, (u_char *) NGX_HTTP_MOMO_CB_LABEL,
+                           sizeof(NGX_HTTP_MOMO_CB_LABEL) - 1,
+                           ref->data, ref->len, md)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
 
     (void) ngx_hex_dump(out, md, NGX_HTTP_MOMO_CB_TOKEN_LEN / 2);
+
+    return NGX_OK;
 }
 
 
@@ -157,19 +169,24 @@ ngx_http_momo_basic_auth(ngx_pool_t *pool, ngx_str_t *user, ngx_str_t *key,
 }
 
 
-void
+ngx_int_t
 ngx_http_momo_derive_secret(ngx_str_t *api_key, u_char *out)
 {
     u_char  md[NGX_HTTP_MOMO_SHA256_LEN];
 
-    ngx_http_momo_hmac_or_random(api_key,
-                                 (u_char *) NGX_HTTP_MOMO_SECRET_LABEL,
-                                 sizeof(NGX_HTTP_MOMO_SECRET_LABEL) - 1,
-                                 NULL, 0, md);
+    if (ngx_http_momo_hmac(api_key, (u_char *) NGX_HTTP_MOMO_SECRET_LABEL,
+                           sizeof(NGX_HTTP_MOMO_SECRET_LABEL) - 1,
+                           NULL, 0, md)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
 
     (void) ngx_hex_dump(out, md, NGX_HTTP_MOMO_SHA256_LEN);
 
     ngx_explicit_memzero(md, sizeof(md));
+
+    return NGX_OK;
 }
 
 
@@ -190,36 +207,6 @@ ngx_http_momo_uuid_format(u_char *b, u_char *out)
     p = ngx_hex_dump(p, b + 8, 2);
     *p++ = '-';
     (void) ngx_hex_dump(p, b + 10, 6);
-}
-
-
-/*
- * The callers cannot fail (they fill fixed buffers), and OpenSSL fails
- * here only when out of memory.  A failed HMAC must not leave a guessable
- * value behind: a predictable callback token would let anyone forge
- * callbacks, a constant reference id would mix up payments.  Random
- * bytes stand in; without them the worker stops rather than go on.
- */
-
-static void
-ngx_http_momo_hmac_or_random(ngx_str_t *key, u_char *d1, size_t l1,
-    u_char *d2, size_t l2, u_char *md)
-{
-    if (ngx_http_momo_hmac(key, d1, l1, d2, l2, md) == NGX_OK) {
-        return;
-    }
-
-    ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0,
-                  "momo: HMAC-SHA256 failed, using a random value");
-
-    if (RAND_bytes(md, NGX_HTTP_MOMO_SHA256_LEN) == 1) {
-        return;
-    }
-
-    ngx_log_error(NGX_LOG_EMERG, ngx_cycle->log, 0,
-                  "momo: RAND_bytes() failed after HMAC-SHA256 failed");
-
-    ngx_abort();
 }
 
 

@@ -679,7 +679,10 @@ ngx_http_momo_derive(ngx_conf_t *cf, ngx_http_momo_loc_conf_t *conf)
         return NGX_CONF_ERROR;
     }
 
-    ngx_http_momo_derive_secret(key, conf->secret.data);
+    if (ngx_http_momo_derive_secret(key, conf->secret.data) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
     conf->secret.len = 64;
 
     return NGX_CONF_OK;

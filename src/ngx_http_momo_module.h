@@ -243,6 +243,8 @@ typedef struct {
     ngx_int_t                   rc;             /* nginx's, on failure */
     ngx_str_t                   response;
     ngx_msec_t                  start;
+    ngx_http_momo_mtn_body_t   *parsed;         /* token calls */
+    ngx_uint_t                  token_gen;
     unsigned                    done:1;
 } ngx_http_momo_call_t;
 
@@ -288,15 +290,15 @@ extern ngx_module_t  ngx_http_momo_module;
 
 /* ngx_http_momo_crypto.c: UUIDs, HMAC, Basic credentials */
 ngx_int_t ngx_http_momo_uuid_random(u_char *out);
-void ngx_http_momo_uuid_derive(ngx_str_t *secret, ngx_str_t *material,
+ngx_int_t ngx_http_momo_uuid_derive(ngx_str_t *secret, ngx_str_t *material,
     u_char *out);
 ngx_int_t ngx_http_momo_is_uuid(ngx_str_t *s);
-void ngx_http_momo_callback_token(ngx_str_t *secret, ngx_str_t *ref,
+ngx_int_t ngx_http_momo_callback_token(ngx_str_t *secret, ngx_str_t *ref,
     u_char *out);
 ngx_int_t ngx_http_momo_token_equal(u_char *a, u_char *b, size_t len);
 ngx_int_t ngx_http_momo_basic_auth(ngx_pool_t *pool, ngx_str_t *user,
     ngx_str_t *key, ngx_str_t *out);
-void ngx_http_momo_derive_secret(ngx_str_t *api_key, u_char *out);
+ngx_int_t ngx_http_momo_derive_secret(ngx_str_t *api_key, u_char *out);
 
 /* ngx_http_momo_json.c: parsing with yajl, output with ngx_escape_json */
 ngx_int_t ngx_http_momo_json_payment(ngx_pool_t *pool, u_char *data,
@@ -354,6 +356,8 @@ ngx_int_t ngx_http_momo_wait(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx,
 /* ngx_http_momo_token.c: the token step in front of every MTN call */
 ngx_int_t ngx_http_momo_with_token(ngx_http_request_t *r,
     ngx_http_momo_ctx_t *ctx, ngx_http_momo_step_pt next);
+void ngx_http_momo_token_settle(ngx_http_request_t *sr,
+    ngx_http_momo_call_t *call);
 ngx_int_t ngx_http_momo_token_rejected(ngx_http_request_t *r,
     ngx_http_momo_ctx_t *ctx, ngx_http_momo_step_pt retry);
 ngx_int_t ngx_http_momo_url(ngx_pool_t *pool, ngx_http_momo_loc_conf_t *mlcf,

@@ -293,8 +293,12 @@ ngx_http_momo_pay_reference(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
     *p++ = '|';
     ngx_memcpy(p, ctx->idempotency_key.data, ctx->idempotency_key.len);
 
-    ngx_http_momo_uuid_derive(&ctx->mlcf->secret, &material,
-                              ctx->reference_id.data);
+    if (ngx_http_momo_uuid_derive(&ctx->mlcf->secret, &material,
+                                  ctx->reference_id.data)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
 
     mmcf = ngx_http_get_module_main_conf(r, ngx_http_momo_module);
 
@@ -500,9 +504,8 @@ ngx_http_momo_pay_callback_url(ngx_http_request_t *r,
     p = ngx_cpymem(p, ctx->reference_id.data, NGX_HTTP_MOMO_UUID_LEN);
     *p++ = '/';
 
-    ngx_http_momo_callback_token(&ctx->mlcf->secret, &ctx->reference_id, p);
-
-    return NGX_OK;
+    return ngx_http_momo_callback_token(&ctx->mlcf->secret,
+                                        &ctx->reference_id, p);
 }
 
 

@@ -129,50 +129,76 @@ ngx_http_momo_token_fetch(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
 }
 
 
-static ngx_int_t
-ngx_http_momo_token_done(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
+/*
+ * Called from the token call's post-subrequest handler: the token, or the
+ * lease, is settled in the zone even when the client has gone and its
+ * request will not resume; other workers must not wait for a lost lease.
+ */
+
+void
+ngx_http_momo_token_settle(ngx_http_request_t *sr, ngx_http_momo_call_t *call)
 {
     time_t                      ttl;
-    ngx_http_momo_call_t       *call;
-    ngx_http_momo_mtn_body_t    b;
+    ngx_http_momo_mtn_body_t   *b;
     ngx_http_momo_counters_t   *counters;
     ngx_http_momo_main_conf_t  *mmcf;
 
-    call = ctx->call;
-    mmcf = ngx_http_get_module_main_conf(r, ngx_http_momo_module);
+    mmcf = ngx_http_get_module_main_conf(sr, ngx_http_momo_module);
     counters = ngx_http_momo_counters(mmcf->shm_zone);
 
-    ctx->upstream_status = call->status;
+    b = ngx_palloc(sr->pool, sizeof(ngx_http_momo_mtn_body_t));
 
-    if (ngx_http_momo_json_mtn(r->pool, call->response.data,
-                               call->response.len, &b)
-        == NGX_ERROR)
+    if (b == NULL
+        || ngx_http_momo_json_mtn(sr->pool, call->response.data,
+                                  call->response.len, b)
+           == NGX_ERROR
+        || call->status != NGX_HTTP_OK
+        || b->access_token.len == 0)
     {
-        return NGX_ERROR;
-    }
-
-    if (call->status != NGX_HTTP_OK || b.access_token.len == 0) {
         ngx_atomic_fetch_add(&counters->token_refresh_failed, 1);
-        ngx_http_momo_token_release(mmcf->shm_zone, &ctx->mlcf->token_key);
-
-        return ngx_http_momo_token_failed(r, ctx, &b);
+        ngx_http_momo_token_release(mmcf->shm_zone, &call->mlcf->token_key);
+        call->parsed = b;
+        return;
     }
 
-    ttl = b.expires_in > 0 ? (time_t) b.expires_in : 3600;
+    call->parsed = b;
+    ttl = b->expires_in > 0 ? (time_t) b->expires_in : 3600;
 
-    if (ngx_http_momo_token_store(mmcf->shm_zone, &ctx->mlcf->token_key,
-                                  &b.access_token, ttl, &ctx->token_gen)
+    if (ngx_http_momo_token_store(mmcf->shm_zone, &call->mlcf->token_key,
+                                  &b->access_token, ttl, &call->token_gen)
         != NGX_OK)
     {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+        ngx_log_error(NGX_LOG_ERR, sr->connection->log, 0,
                       "momo: MTN's access token (%uz bytes) does not fit "
-                      "the shared zone", b.access_token.len);
-        ngx_http_momo_token_release(mmcf->shm_zone, &ctx->mlcf->token_key);
+                      "the shared zone", b->access_token.len);
+        ngx_http_momo_token_release(mmcf->shm_zone, &call->mlcf->token_key);
     }
 
     ngx_atomic_fetch_add(&counters->token_refresh_ok, 1);
+}
 
-    ctx->token = b.access_token;
+
+static ngx_int_t
+ngx_http_momo_token_done(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
+{
+    ngx_http_momo_call_t      *call;
+    ngx_http_momo_mtn_body_t  *b;
+
+    call = ctx->call;
+    b = call->parsed;
+
+    ctx->upstream_status = call->status;
+
+    if (b == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (call->status != NGX_HTTP_OK || b->access_token.len == 0) {
+        return ngx_http_momo_token_failed(r, ctx, b);
+    }
+
+    ctx->token = b->access_token;
+    ctx->token_gen = call->token_gen;
 
     return ctx->after_token(r, ctx);
 }
