@@ -4,6 +4,7 @@
 #   make run      ... and start the sandbox emulator and nginx on loopback
 #   make stop     stop what "make run" started
 #   make test     ... and run every test (last line: "N passed, N failed")
+#   make asan     the suite on nginx and the module built with AddressSanitizer
 #   make bench    throughput against a plain proxy baseline, same run
 #   make install  the module, its conf files and the CLI into the system
 
@@ -26,7 +27,7 @@ DEBS := nginx nginx-dev libyajl-dev libssl-dev libcurl4-openssl-dev \
 
 MODULE_SRCS := config $(wildcard src/*.c src/*.h)
 
-.PHONY: all deps build run stop test bench install clean
+.PHONY: all deps build run stop test asan bench install clean
 
 all: build
 
@@ -61,7 +62,7 @@ $(MODULE): $(NGX_BUILD)/objs/Makefile $(MODULE_SRCS)
 	@mkdir -p objs
 	cp $(NGX_BUILD)/objs/ngx_http_momo_module.so $@
 
--include cli/Makefile.inc
+include cli/Makefile.inc
 
 run: build stop
 	@mkdir -p $(RUN)/logs $(RUN)/tmp
@@ -93,6 +94,9 @@ test: build
 	TEST_NGINX_LOAD_MODULES=$(CURDIR)/$(MODULE) \
 	MOMO_CLI=$(CURDIR)/$(CLI) \
 	    perl t/run
+
+asan: build
+	scripts/asan
 
 bench: build
 	@scripts/bench

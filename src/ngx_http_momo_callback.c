@@ -14,6 +14,9 @@
 #include "ngx_http_momo_module.h"
 
 
+#define NGX_HTTP_MOMO_CALLBACK_MAX  16384
+
+
 static void ngx_http_momo_callback_body(ngx_http_request_t *r);
 static ngx_int_t ngx_http_momo_callback_start(ngx_http_request_t *r,
     ngx_http_momo_ctx_t *ctx);
@@ -151,41 +154,26 @@ ngx_http_momo_callback_body(ngx_http_request_t *r)
 static ngx_int_t
 ngx_http_momo_callback_start(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
 {
-    u_char                     *p;
-    size_t                      len;
     ngx_int_t                   rc;
-    ngx_chain_t                *cl;
+    ngx_str_t                   body;
     ngx_http_momo_mtn_body_t    b;
     ngx_http_momo_json_field_t  f[1];
     ngx_http_momo_main_conf_t  *mmcf;
 
     mmcf = ngx_http_get_module_main_conf(r, ngx_http_momo_module);
 
-    len = 0;
-    p = NULL;
-
-    if (r->request_body && r->request_body->temp_file == NULL) {
-        for (cl = r->request_body->bufs; cl; cl = cl->next) {
-            len += cl->buf->last - cl->buf->pos;
-        }
-
-        p = ngx_pnalloc(r->pool, len ? len : 1);
-        if (p == NULL) {
-            return NGX_ERROR;
-        }
-
-        len = 0;
-
-        for (cl = r->request_body->bufs; cl; cl = cl->next) {
-            ngx_memcpy(p + len, cl->buf->pos, cl->buf->last - cl->buf->pos);
-            len += cl->buf->last - cl->buf->pos;
-        }
-    }
-
-    rc = ngx_http_momo_json_mtn(r->pool, p, len, &b);
+    rc = ngx_http_momo_read_body(r, NGX_HTTP_MOMO_CALLBACK_MAX, &body);
 
     if (rc == NGX_ERROR) {
         return NGX_ERROR;
+    }
+
+    if (rc == NGX_OK) {
+        rc = ngx_http_momo_json_mtn(r->pool, body.data, body.len, &b);
+
+        if (rc == NGX_ERROR) {
+            return NGX_ERROR;
+        }
     }
 
     if (rc == NGX_DECLINED) {

@@ -370,6 +370,10 @@ ngx_int_t ngx_http_momo_reply(ngx_http_request_t *r, ngx_uint_t status,
     ngx_http_momo_json_field_t *fields, ngx_uint_t n);
 ngx_int_t ngx_http_momo_reply_error(ngx_http_request_t *r,
     ngx_http_momo_error_t *err);
+ngx_uint_t ngx_http_momo_record_fields(ngx_http_momo_ctx_t *ctx,
+    ngx_http_momo_json_field_t *f);
+ngx_int_t ngx_http_momo_read_body(ngx_http_request_t *r, size_t max,
+    ngx_str_t *body);
 ngx_int_t ngx_http_momo_reply_payment(ngx_http_request_t *r,
     ngx_http_momo_ctx_t *ctx, ngx_uint_t status);
 ngx_int_t ngx_http_momo_fail(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx,
@@ -390,6 +394,8 @@ ngx_int_t ngx_http_momo_callback_handler(ngx_http_request_t *r);
  * ngx_http_momo_mtn.c: what MTN's answers mean */
 ngx_int_t ngx_http_momo_query(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx,
     ngx_http_momo_step_pt next);
+ngx_int_t ngx_http_momo_status_call(ngx_http_request_t *r,
+    ngx_http_momo_ctx_t *ctx, ngx_http_momo_step_pt next);
 ngx_int_t ngx_http_momo_mtn_error(ngx_http_request_t *r,
     ngx_http_momo_ctx_t *ctx, ngx_http_momo_mtn_body_t *b);
 void ngx_http_momo_record_from_mtn(ngx_http_momo_record_t *rec,

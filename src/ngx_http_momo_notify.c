@@ -65,45 +65,12 @@ static ngx_int_t
 ngx_http_momo_notify_body(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx,
     ngx_str_t *out)
 {
-    ngx_http_momo_record_t      *rec;
-    ngx_http_momo_json_field_t   f[7];
+    ngx_uint_t                  n;
+    ngx_http_momo_json_field_t  f[7];
 
-    rec = &ctx->rec;
+    n = ngx_http_momo_record_fields(ctx, f);
 
-    ngx_str_set(&f[0].key, "reference_id");
-    f[0].value = ctx->reference_id;
-    f[0].type = NGX_HTTP_MOMO_JSON_STRING;
-
-    ngx_str_set(&f[1].key, "external_id");
-    f[1].value.data = rec->external_id;
-    f[1].value.len = rec->external_id_len;
-    f[1].type = NGX_HTTP_MOMO_JSON_STRING_OR_NULL;
-
-    ngx_str_set(&f[2].key, "status");
-    f[2].value = *ngx_http_momo_state_name(rec->state);
-    f[2].type = NGX_HTTP_MOMO_JSON_STRING;
-
-    ngx_str_set(&f[3].key, "amount");
-    f[3].value.data = rec->amount;
-    f[3].value.len = rec->amount_len;
-    f[3].type = NGX_HTTP_MOMO_JSON_STRING_OR_NULL;
-
-    ngx_str_set(&f[4].key, "currency");
-    f[4].value.data = rec->currency;
-    f[4].value.len = rec->currency_len;
-    f[4].type = NGX_HTTP_MOMO_JSON_STRING_OR_NULL;
-
-    ngx_str_set(&f[5].key, "financial_transaction_id");
-    f[5].value.data = rec->financial_transaction_id;
-    f[5].value.len = rec->fin_len;
-    f[5].type = NGX_HTTP_MOMO_JSON_STRING_OR_NULL;
-
-    ngx_str_set(&f[6].key, "reason");
-    f[6].value.data = rec->reason;
-    f[6].value.len = rec->reason_len;
-    f[6].type = NGX_HTTP_MOMO_JSON_STRING_OR_NULL;
-
-    return ngx_http_momo_json_render(r->pool, f, 7, out);
+    return ngx_http_momo_json_render(r->pool, f, n, out);
 }
 
 

@@ -19,8 +19,6 @@
 static void ngx_http_momo_pay_body(ngx_http_request_t *r);
 static ngx_int_t ngx_http_momo_pay_start(ngx_http_request_t *r,
     ngx_http_momo_ctx_t *ctx);
-static ngx_int_t ngx_http_momo_pay_read(ngx_http_request_t *r,
-    ngx_str_t *body);
 static ngx_int_t ngx_http_momo_pay_reference(ngx_http_request_t *r,
     ngx_http_momo_ctx_t *ctx);
 static ngx_int_t ngx_http_momo_pay_same(ngx_http_momo_ctx_t *ctx,
@@ -50,8 +48,6 @@ static ngx_table_elt_t *ngx_http_momo_find_header(ngx_http_request_t *r,
 
 static ngx_str_t  ngx_http_momo_rtp_path =
     ngx_string("/collection/v1_0/requesttopay");
-static ngx_str_t  ngx_http_momo_rtp_status_path =
-    ngx_string("/collection/v1_0/requesttopay/");
 static ngx_str_t  ngx_http_momo_json_type = ngx_string("application/json");
 
 
@@ -166,7 +162,7 @@ ngx_http_momo_pay_start(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
     ngx_str_t               body;
     ngx_http_momo_error_t   err;
 
-    rc = ngx_http_momo_pay_read(r, &body);
+    rc = ngx_http_momo_read_body(r, NGX_HTTP_MOMO_BODY_MAX, &body);
 
     if (rc == NGX_ERROR) {
         return NGX_ERROR;
@@ -196,55 +192,6 @@ ngx_http_momo_pay_start(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
     }
 
     return ngx_http_momo_pay_reference(r, ctx);
-}
-
-
-/* the body in one piece; NGX_DECLINED when too large */
-
-static ngx_int_t
-ngx_http_momo_pay_read(ngx_http_request_t *r, ngx_str_t *body)
-{
-    u_char       *p;
-    size_t        len;
-    ngx_chain_t  *cl;
-
-    ngx_str_null(body);
-
-    if (r->request_body == NULL) {
-        return NGX_OK;
-    }
-
-    if (r->request_body->temp_file) {
-        return NGX_DECLINED;
-    }
-
-    len = 0;
-
-    for (cl = r->request_body->bufs; cl; cl = cl->next) {
-        len += cl->buf->last - cl->buf->pos;
-    }
-
-    if (len > NGX_HTTP_MOMO_BODY_MAX) {
-        return NGX_DECLINED;
-    }
-
-    if (len == 0) {
-        return NGX_OK;
-    }
-
-    p = ngx_pnalloc(r->pool, len);
-    if (p == NULL) {
-        return NGX_ERROR;
-    }
-
-    body->data = p;
-    body->len = len;
-
-    for (cl = r->request_body->bufs; cl; cl = cl->next) {
-        p = ngx_cpymem(p, cl->buf->pos, cl->buf->last - cl->buf->pos);
-    }
-
-    return NGX_OK;
 }
 
 
@@ -559,24 +506,7 @@ ngx_http_momo_pay_done(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
 static ngx_int_t
 ngx_http_momo_pay_replay(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
 {
-    ngx_http_momo_call_t  *call;
-
-    call = ngx_http_momo_call_create(r, ctx, NGX_HTTP_MOMO_LEG_STATUS);
-    if (call == NULL) {
-        return NGX_ERROR;
-    }
-
-    if (ngx_http_momo_bearer(r->pool, &ctx->token, &call->authorization)
-        != NGX_OK
-        || ngx_http_momo_url(r->pool, ctx->mlcf,
-                             &ngx_http_momo_rtp_status_path,
-                             &ctx->reference_id, &call->url)
-           != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    return ngx_http_momo_call(r, ctx, call, ngx_http_momo_pay_replay_done);
+    return ngx_http_momo_status_call(r, ctx, ngx_http_momo_pay_replay_done);
 }
 
 

@@ -123,57 +123,108 @@ ngx_http_momo_count_payment(ngx_http_request_t *r, ngx_uint_t result)
 }
 
 
-/* the status answer, also used for idempotent replays */
+/* a payment as JSON fields, for the status answer and the notify body */
+
+ngx_uint_t
+ngx_http_momo_record_fields(ngx_http_momo_ctx_t *ctx,
+    ngx_http_momo_json_field_t *f)
+{
+    ngx_http_momo_record_t  *rec;
+
+    rec = &ctx->rec;
+
+    ngx_str_set(&f[0].key, "reference_id");
+    f[0].value = ctx->reference_id;
+    f[0].type = NGX_HTTP_MOMO_JSON_STRING;
+
+    ngx_str_set(&f[1].key, "status");
+    f[1].value = *ngx_http_momo_state_name(rec->state);
+    f[1].type = NGX_HTTP_MOMO_JSON_STRING;
+
+#define ngx_http_momo_field(i, name, field, len_field)                       \
+    ngx_str_set(&f[i].key, name);                                            \
+    f[i].value.data = rec->field;                                            \
+    f[i].value.len = rec->len_field;                                         \
+    f[i].type = NGX_HTTP_MOMO_JSON_STRING_OR_NULL
+
+    ngx_http_momo_field(2, "amount", amount, amount_len);
+    ngx_http_momo_field(3, "currency", currency, currency_len);
+    ngx_http_momo_field(4, "external_id", external_id, external_id_len);
+    ngx_http_momo_field(5, "financial_transaction_id",
+                        financial_transaction_id, fin_len);
+    ngx_http_momo_field(6, "reason", reason, reason_len);
+
+#undef ngx_http_momo_field
+
+    return 7;
+}
+
 
 ngx_int_t
 ngx_http_momo_reply_payment(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx,
     ngx_uint_t status)
 {
-    ngx_http_momo_record_t      *rec;
-    ngx_http_momo_json_field_t   f[8];
+    ngx_uint_t                  n;
+    ngx_http_momo_json_field_t  f[8];
 
-    rec = &ctx->rec;
-
-    ctx->status = *ngx_http_momo_state_name(rec->state);
+    ctx->status = *ngx_http_momo_state_name(ctx->rec.state);
 
     ngx_str_set(&f[0].key, "success");
     f[0].value = ngx_http_momo_true;
     f[0].type = NGX_HTTP_MOMO_JSON_RAW;
 
-    ngx_str_set(&f[1].key, "reference_id");
-    f[1].value = ctx->reference_id;
-    f[1].type = NGX_HTTP_MOMO_JSON_STRING;
+    n = 1 + ngx_http_momo_record_fields(ctx, &f[1]);
 
-    ngx_str_set(&f[2].key, "status");
-    f[2].value = ctx->status;
-    f[2].type = NGX_HTTP_MOMO_JSON_STRING;
+    return ngx_http_momo_reply(r, status, f, n);
+}
 
-    ngx_str_set(&f[3].key, "amount");
-    f[3].value.data = rec->amount;
-    f[3].value.len = rec->amount_len;
-    f[3].type = NGX_HTTP_MOMO_JSON_STRING_OR_NULL;
 
-    ngx_str_set(&f[4].key, "currency");
-    f[4].value.data = rec->currency;
-    f[4].value.len = rec->currency_len;
-    f[4].type = NGX_HTTP_MOMO_JSON_STRING_OR_NULL;
+/* the request body in one piece; NGX_DECLINED when over max or in a file */
 
-    ngx_str_set(&f[5].key, "external_id");
-    f[5].value.data = rec->external_id;
-    f[5].value.len = rec->external_id_len;
-    f[5].type = NGX_HTTP_MOMO_JSON_STRING_OR_NULL;
+ngx_int_t
+ngx_http_momo_read_body(ngx_http_request_t *r, size_t max, ngx_str_t *body)
+{
+    u_char       *p;
+    size_t        len;
+    ngx_chain_t  *cl;
 
-    ngx_str_set(&f[6].key, "financial_transaction_id");
-    f[6].value.data = rec->financial_transaction_id;
-    f[6].value.len = rec->fin_len;
-    f[6].type = NGX_HTTP_MOMO_JSON_STRING_OR_NULL;
+    ngx_str_null(body);
 
-    ngx_str_set(&f[7].key, "reason");
-    f[7].value.data = rec->reason;
-    f[7].value.len = rec->reason_len;
-    f[7].type = NGX_HTTP_MOMO_JSON_STRING_OR_NULL;
+    if (r->request_body == NULL) {
+        return NGX_OK;
+    }
 
-    return ngx_http_momo_reply(r, status, f, 8);
+    if (r->request_body->temp_file) {
+        return NGX_DECLINED;
+    }
+
+    len = 0;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        len += cl->buf->last - cl->buf->pos;
+    }
+
+    if (len > max) {
+        return NGX_DECLINED;
+    }
+
+    if (len == 0) {
+        return NGX_OK;
+    }
+
+    p = ngx_pnalloc(r->pool, len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    body->data = p;
+    body->len = len;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        p = ngx_cpymem(p, cl->buf->pos, cl->buf->last - cl->buf->pos);
+    }
+
+    return NGX_OK;
 }
 
 

@@ -203,6 +203,16 @@ ngx_http_momo_query_step(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
 static ngx_int_t
 ngx_http_momo_query_send(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
 {
+    return ngx_http_momo_status_call(r, ctx, ngx_http_momo_query_done);
+}
+
+
+/* GET requesttopay/{reference id}: the query, and the check after a 409 */
+
+ngx_int_t
+ngx_http_momo_status_call(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx,
+    ngx_http_momo_step_pt next)
+{
     ngx_http_momo_call_t  *call;
 
     call = ngx_http_momo_call_create(r, ctx, NGX_HTTP_MOMO_LEG_STATUS);
@@ -219,7 +229,7 @@ ngx_http_momo_query_send(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
         return NGX_ERROR;
     }
 
-    return ngx_http_momo_call(r, ctx, call, ngx_http_momo_query_done);
+    return ngx_http_momo_call(r, ctx, call, next);
 }
 
 
