@@ -67,6 +67,9 @@ momo_api_token_call(momo_client_t *c, int with_env, momo_http_resp_t *rs)
     memset(cred, 0, len);
     free(cred);
 
+    /* as good as the key itself */
+    momo_secret_add(b64);
+
     n = 0;
     h[n++] = momo_api_header("Authorization: Basic", b64);
     h[n++] = momo_api_header("Ocp-Apim-Subscription-Key",
@@ -91,7 +94,6 @@ momo_api_token_call(momo_client_t *c, int with_env, momo_http_resp_t *rs)
 
     momo_api_free_headers(h);
     free(url);
-    c->token_calls++;
 
     if (rc != 0 || rs->status != 200) {
         return -1;

@@ -146,7 +146,6 @@ typedef struct {
     long            timeout_ms;
     char           *token;
     long            expires_in;
-    int             token_calls;
 } momo_client_t;
 
 
@@ -176,6 +175,7 @@ typedef struct {
     char          financial_id[64];
     char          reason[64];
     char          reason_message[160];
+    int           ref_printed;       /* pay --wait shows it up front */
 } momo_payment_t;
 
 
@@ -223,7 +223,7 @@ int momo_payment_fetch(momo_client_t *c, momo_payment_t *pm,
     momo_http_resp_t *rs);
 int momo_payment_wait(momo_client_t *c, const momo_opts_t *o,
     momo_payment_t *pm, int tolerate_404, momo_diag_t *d);
-void momo_payment_print(const momo_payment_t *pm, int show_ref);
+void momo_payment_print(const momo_payment_t *pm);
 void momo_payment_progress(const momo_payment_t *pm, long elapsed_ms,
     const momo_diag_t *last_error);
 void momo_payment_json(yajl_gen g, const momo_payment_t *pm);

@@ -406,8 +406,10 @@ momo_pay_finish(const momo_opts_t *o, momo_client_t *c, momo_payment_t *pm,
         return momo_pay_report(o, pm, momo_payment_exit(pm), NULL);
     }
 
+    /* pay: the id first, in case the wait is interrupted */
     if (!o->json && tolerate_404) {
         momo_printf("reference id: %s\n", pm->reference_id);
+        pm->ref_printed = 1;
     }
 
     memset(&d, 0, sizeof(d));
@@ -452,8 +454,7 @@ momo_pay_report(const momo_opts_t *o, const momo_payment_t *pm,
         return exit_code;
     }
 
-    /* pay --wait printed it before waiting */
-    momo_payment_print(pm, !(o->wait && o->phone != NULL));
+    momo_payment_print(pm);
 
     if (d != NULL) {
         momo_print_diag(d, "last error: ");

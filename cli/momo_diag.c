@@ -258,69 +258,78 @@ momo_diag_auth(momo_diag_ctx_t *x)
 }
 
 
+/*
+ * MTN's own codes.  The code strings here are static: MTN's answer is
+ * freed before anyone reads the diagnosis.
+ */
+
+static const struct {
+    const char  *mtn;
+    const char  *code;
+    const char  *meaning;
+    const char  *hint;
+} momo_diag_codes[] = {
+
+    { "NOT_ALLOWED_TARGET_ENVIRONMENT", "NOT_ALLOWED_TARGET_ENVIRONMENT",
+      "MTN does not allow this X-Target-Environment for these credentials",
+      "Set MTN_MOMO_TARGET_ENVIRONMENT to the environment the API user was "
+      "created for: sandbox for sandbox credentials, mtncameroon (or your "
+      "country's) for production ones, with the matching "
+      "MTN_MOMO_BASE_URL." },
+
+    { "NOT_ALLOWED", "NOT_ALLOWED",
+      "MTN says this account may not do that",
+      "The account behind the API user is restricted for this operation: "
+      "ask your MTN account manager to enable it." },
+
+    { "INVALID_CURRENCY", "INVALID_CURRENCY",
+      "MTN does not accept this currency here",
+      "Each environment takes one currency: EUR in the sandbox, XAF for "
+      "mtncameroon. Use --currency accordingly." },
+
+    { "INVALID_CALLBACK_URL_HOST", "INVALID_CALLBACK_URL_HOST",
+      "the callback URL's host is not the API user's providerCallbackHost",
+      "Use a callback URL on the host the API user was created with "
+      "(momo provision --callback-host), or create a new API user for the "
+      "new host; MTN refuses the whole payment otherwise." },
+
+    { "RESOURCE_NOT_FOUND", "NOT_FOUND",
+      "MTN does not know this reference id",
+      "Check the reference id. A payment is only visible on the platform "
+      "(base URL, environment) that accepted it, and only once its POST "
+      "was answered 202." },
+
+    { "RESOURCE_ALREADY_EXIST", "RESOURCE_ALREADY_EXIST",
+      "MTN already has a resource with this reference id",
+      "For a payment this means it was accepted before: ask momo status "
+      "for it instead of paying again." },
+
+    { "SERVICE_UNAVAILABLE", "MTN_UNAVAILABLE",
+      "MTN is unavailable for now",
+      "Try again in a while; the sandbox has such outages." },
+
+    { NULL, NULL, NULL, NULL }
+};
+
+
 static int
 momo_diag_mtn_code(momo_diag_ctx_t *x)
 {
-    const char  *c;
+    int  i;
 
-    c = x->code;
-
-    if (c == NULL) {
+    if (x->code == NULL) {
         return 0;
     }
 
-    if (strcmp(c, "NOT_ALLOWED_TARGET_ENVIRONMENT") == 0) {
-        momo_diag_set(x, c,
-            "MTN does not allow this X-Target-Environment for these "
-            "credentials",
-            "Set MTN_MOMO_TARGET_ENVIRONMENT to the environment the API "
-            "user was created for: sandbox for sandbox credentials, "
-            "mtncameroon (or your country's) for production ones, with "
-            "the matching MTN_MOMO_BASE_URL.");
-        return 1;
-    }
-
-    if (strcmp(c, "NOT_ALLOWED") == 0) {
-        momo_diag_set(x, c,
-            "MTN says this account may not do that",
-            "The account behind the API user is restricted for this "
-            "operation: ask your MTN account manager to enable it.");
-        return 1;
-    }
-
-    if (strcmp(c, "INVALID_CURRENCY") == 0) {
-        momo_diag_set(x, c,
-            "MTN does not accept this currency here",
-            "Each environment takes one currency: EUR in the sandbox, XAF "
-            "for mtncameroon. Use --currency accordingly.");
-        return 1;
-    }
-
-    if (strcmp(c, "INVALID_CALLBACK_URL_HOST") == 0) {
-        momo_diag_set(x, c,
-            "the callback URL's host is not the API user's "
-            "providerCallbackHost",
-            "Use a callback URL on the host the API user was created with "
-            "(momo provision --callback-host), or create a new API user "
-            "for the new host; MTN refuses the whole payment otherwise.");
-        return 1;
-    }
-
-    if (strcmp(c, "RESOURCE_NOT_FOUND") == 0) {
-        momo_diag_set(x, "NOT_FOUND",
-            "MTN does not know this reference id",
-            "Check the reference id. A payment is only visible on the "
-            "platform (base URL, environment) that accepted it, and only "
-            "once its POST was answered 202.");
-        return 1;
-    }
-
-    if (strcmp(c, "RESOURCE_ALREADY_EXIST") == 0) {
-        momo_diag_set(x, c,
-            "MTN already has a resource with this reference id",
-            "For a payment this means it was accepted before: ask "
-            "momo status for it instead of paying again.");
-        return 1;
+    for (i = 0; momo_diag_codes[i].mtn != NULL; i++) {
+        if (strcmp(x->code, momo_diag_codes[i].mtn) == 0) {
+            momo_diag_set(x, momo_diag_codes[i].code,
+                          momo_diag_codes[i].meaning,
+                          momo_diag_codes[i].hint);
+            x->d->transient = (strcmp(momo_diag_codes[i].code,
+                                      "MTN_UNAVAILABLE") == 0);
+            return 1;
+        }
     }
 
     return 0;

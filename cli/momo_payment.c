@@ -251,9 +251,9 @@ momo_payment_progress(const momo_payment_t *pm, long elapsed_ms,
 
 
 void
-momo_payment_print(const momo_payment_t *pm, int show_ref)
+momo_payment_print(const momo_payment_t *pm)
 {
-    if (show_ref) {
+    if (!pm->ref_printed) {
         momo_printf("reference id: %s\n", pm->reference_id);
     }
 

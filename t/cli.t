@@ -29,8 +29,11 @@ my $http = HTTP::Tiny->new(timeout => 10);
 my $API_USER = '6f1c3a52-8d4e-4b7a-9c21-3e5f7a9b0d14';
 my $API_KEY  = '2f9d8c7b6a5e4d3c2b1a0f9e8d7c6b5a';
 my $SUB_KEY  = 'a1b2c3d4e5f60718293a4b5c6d7e8f90';
+my $OTHER    = 'f' x 32;
+my $UUID4    = qr/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-
+                  [0-9a-f]{12}$/x;
 
-my (@outputs, $emu_pid, $tls_pid, $emu);
+my (@outputs, $emu_pid, $tls_pid, $emu, %pipes);
 
 
 # -- the emulator, stopped whatever happens ---------------------------------
@@ -38,7 +41,7 @@ my (@outputs, $emu_pid, $tls_pid, $emu);
 sub stop_children {
     for my $pid (grep { defined } $emu_pid, $tls_pid) {
         kill 'TERM', $pid;
-        waitpid $pid, 0;
+        close delete $pipes{$pid};     # waits for it
     }
     ($emu_pid, $tls_pid) = (undef, undef);
 }
@@ -71,6 +74,9 @@ sub start_server {
         }
         alarm 0;
     };
+
+    # closing a piped open waits for the child: keep it until the end
+    $pipes{$pid} = $fh;
 
     return ($pid, $port);
 }
@@ -267,8 +273,7 @@ my ($prov_env, $prov_key);
     }
 
     is(scalar(keys %env), 6, 'provision prints the six .env lines');
-    like($env{MTN_MOMO_API_USER_ID} // '',
-         qr/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/,
+    like($env{MTN_MOMO_API_USER_ID} // '', $UUID4,
          'API user id is a UUID v4');
     like($env{MTN_MOMO_API_KEY} // '', qr/^[0-9a-f]{32}$/, 'API key printed');
     is($env{MTN_MOMO_TARGET_ENVIRONMENT}, 'sandbox', 'target environment');
@@ -314,8 +319,8 @@ my ($prov_env, $prov_key);
     is(join(',', map { "$_->{step}=$_->{status}" } @{ $r->{json}{steps} }),
        'config=ok,token=ok,balance=ok,account=ok', 'check --json: all steps');
 
-    $r = momo('provision', '--subscription-key', 'ffffffffffffffffffffffffffffffff',
-              '--callback-host', '127.0.0.1', '--base-url', $emu, '--json');
+    $r = momo('provision', '--subscription-key', $OTHER, '--callback-host',
+              '127.0.0.1', '--base-url', $emu, '--json');
     ok($r->{rc} == 4 && $r->{json}{error}{code} eq 'SUBSCRIPTION_KEY_REFUSED',
        'provision with a bad subscription key: exit 4, diagnosed');
 
@@ -329,7 +334,7 @@ my ($prov_env, $prov_key);
 
 {
     my $env = write_env('badkey', %seed,
-                        MTN_MOMO_API_KEY => 'ffffffffffffffffffffffffffffffff');
+                        MTN_MOMO_API_KEY => $OTHER);
     my $r = momo('check', '--env-file', $env, '--json');
     is($r->{rc}, 4, 'bad API key: exit 4');
     is(error_code($r, 'token'), 'LOGIN_FAILED', 'bad API key: LOGIN_FAILED');
@@ -340,7 +345,7 @@ my ($prov_env, $prov_key);
          'bad API key: text mentions the other-environment case');
 
     $env = write_env('badsub', %seed,
-                     MTN_MOMO_SUBSCRIPTION_KEY => 'eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee');
+                     MTN_MOMO_SUBSCRIPTION_KEY => $OTHER);
     $r = momo('check', '--env-file', $env, '--json');
     is($r->{rc}, 4, 'bad subscription key: exit 4');
     is(error_code($r, 'token'), 'SUBSCRIPTION_KEY_REFUSED',
@@ -416,6 +421,12 @@ my ($prov_env, $prov_key);
        'a 401 without statusCode: one new token, one retry, check passes');
     emu_clear_faults();
 
+    $r = momo('check', '--env-file', $seed_env, '--msisdn', '0123456789',
+              '--json');
+    ok($r->{rc} == 0 && step($r, 'account')->{status} eq 'warn'
+       && !step($r, 'account')->{active},
+       'an inactive account holder: a warning, exit 0');
+
     $r = momo('check', '--env-file', "$tmp/none.env", '--json');
     is($r->{rc}, 3, 'missing .env: exit 3');
 
@@ -442,7 +453,8 @@ my ($prov_env, $prov_key);
 # -- a certificate that does not verify ---------------------------------------
 
 SKIP: {
-    skip 'no openssl command', 1 if system('command -v openssl >/dev/null') != 0;
+    skip 'no openssl command', 1
+        if system('command -v openssl >/dev/null') != 0;
 
     system("openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=localhost "
          . "-days 1 -keyout $tmp/key.pem -out $tmp/cert.pem >/dev/null 2>&1");
@@ -525,13 +537,12 @@ for my $phone (sort keys %expect) {
     ok($r->{rc} == 0 && $r->{json}{status} eq 'pending',
        'pay without --wait: exit 0, pending');
     my $ref = $r->{json}{reference_id} // '';
-    my $calls = $json->decode(
-        emu_get('/_emu/requests?path=/collection/v1_0/requesttopay&method=POST'));
+    my $calls = $json->decode(emu_get(
+        '/_emu/requests?path=/collection/v1_0/requesttopay&method=POST'));
     my $call = $calls->[-1] || {};
     is($call->{headers}{'X-Reference-Id'}, $ref,
        'X-Reference-Id is the printed reference id');
-    like($ref, qr/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-/,
-         'reference id is a UUID v4');
+    like($ref, $UUID4, 'reference id is a UUID v4');
     is($call->{headers}{'User-Agent'}, 'momo-cli/0.1', 'User-Agent');
     is_deeply(eval { $json->decode($call->{body}) }, {
         amount => '12.50', currency => 'EUR', externalId => 'order-42',
@@ -578,6 +589,18 @@ for my $phone (sort keys %expect) {
         is($r->{rc}, 2, "pay @$bad: exit 2");
     }
 
+    $r = momo('pay', '--phone', '46733123459', '--amount', '1',
+              '--callback-url', 'https://127.0.0.1/cb', '--env-file',
+              $seed_env);
+    is($r->{rc}, 0, 'pay with a callback URL on the registered host');
+
+    $r = momo('pay', '--phone', '46733123459', '--amount', '1',
+              '--callback-url', 'https://example.com/cb', '--env-file',
+              $seed_env, '--json');
+    ok($r->{rc} == 4
+       && $r->{json}{error}{code} eq 'INVALID_CALLBACK_URL_HOST',
+       'pay with a foreign callback host: exit 4, diagnosed');
+
     $r = momo('pay', '--phone', '46733123459', '--amount', '100',
               '--currency', 'XAF', '--env-file', $seed_env, '--json');
     ok($r->{rc} == 4 && $r->{json}{error}{code} eq 'INVALID_CURRENCY',
@@ -610,6 +633,10 @@ for my $phone (sort keys %expect) {
     }
 
     ok($n > 10, "tokens collected from the emulator: $n");
+
+    my @reports = grep { $_->{err} =~ /Sanitizer|runtime error:/ } @outputs;
+    ok(!@reports, 'no sanitizer report in any run')
+        or diag(map { "$_->{cmd}:\n$_->{err}" } @reports);
     ok(!@leaks, sprintf('no secret in the output of %d runs', scalar @outputs))
         or diag(join "\n", @leaks);
 }
