@@ -14,6 +14,7 @@ my $module = $ENV{TEST_NGINX_LOAD_MODULES} || "$root/objs/ngx_http_momo_module.s
 my $dir = tempdir(CLEANUP => 1);
 
 mkdir "$dir/logs";
+mkdir "$dir/tmp";
 system("openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=pay.example.com"
        . " -keyout $dir/key.pem -out $dir/cert.pem >/dev/null 2>&1") == 0
     or BAIL_OUT("openssl could not make a test certificate");
