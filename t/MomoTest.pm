@@ -97,9 +97,12 @@ sub write_locations () {
     my $text = <$in>;
     close $in;
     $text =~ s/proxy_read_timeout \d+s;/proxy_read_timeout 3s;/g;
-    open my $out, '>', "$dir/momo_locations.conf" or die "$dir: $!";
+    # written aside, then renamed: a running nginx never reads half a file
+    open my $out, '>', "$dir/momo_locations.conf.$$" or die "$dir: $!";
     print $out $text;
     close $out;
+    rename "$dir/momo_locations.conf.$$", "$dir/momo_locations.conf"
+        or die "$dir: $!";
     return "$dir/momo_locations.conf";
 }
 

@@ -1,0 +1,227 @@
+package t::MomoFlow;
+
+# Helpers for the end-to-end suites (t/1xx): what a block cannot say by
+# itself.  Load it after t::MomoTest.
+#
+#   canon             a response_body_filters sub: every UUID becomes REF1,
+#                     REF2... in order of first appearance in the block (so
+#                     that answers, MTN's request log and the notifies can be
+#                     compared), and the emulator's request and callback logs
+#                     become one line per entry (see summary_line).  UUIDs
+#                     chosen by a test (the "-0000-4000-8000-" ones, see
+#                     fixed_ref) stay as they are.
+#   mtn_pay           creates a payment at the emulator through MTN's own API,
+#                     as another gateway (or MTN's side of a lost answer)
+#                     would: the tests choose its reference id.
+#   prev_ref          prev_ref(1) is the UUID that was REF1 in the previous
+#                     block, for a block that goes on where it ended.
+#   fixed_ref         such a reference id: fixed_ref(1) is
+#                     00000001-0000-4000-8000-000000000001.
+#   burst             many requests to nginx at once, on parallel connections.
+#   sleep_fault       makes GET /emu/sink/sleep/MS answer after MS ms: a pause
+#                     inside a request array, where --- wait would pause
+#                     after every request.
+
+use strict;
+use warnings;
+
+use IO::Socket::INET;
+use IO::Select;
+use JSON::PP;
+use MIME::Base64 qw(encode_base64);
+use Time::HiRes qw(time sleep);
+use Test::Nginx::Util qw(add_block_preprocessor);
+
+
+my (%Refs, %PrevRefs);
+my $NRefs = 0;
+
+add_block_preprocessor(sub {
+    %PrevRefs = reverse %Refs;
+    %Refs = ();
+    $NRefs = 0;
+});
+
+# the real UUID that was REFn in the previous block
+sub prev_ref {
+    my $n = shift;
+    return $PrevRefs{"REF$n"} // die "the previous block had no REF$n\n";
+}
+
+my $Uuid = qr/[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}/;
+
+sub canon_refs {
+    my $text = shift;
+    return $text unless defined $text;
+    # MTN's random financial transaction ids
+    $text =~ s/("financial_?[tT]ransaction_?[iI]d": ?)"\d{6,}"/$1"FIN"/g;
+    $text =~ s{($Uuid)}{
+        my $u = lc $1;
+        $u =~ /^[0-9a-f]{8}-0000-4000-8000-/ ? $u : ($Refs{$u} //= 'REF' . ++$NRefs)
+    }ge;
+    return $text;
+}
+
+sub header {
+    my ($h, $name) = @_;
+    for my $k (keys %{ $h || {} }) {
+        return $h->{$k} if lc $k eq lc $name;
+    }
+    return undef;
+}
+
+my $Json = JSON::PP->new->canonical;
+
+# a JSON object with sorted keys and no spaces, so that expected values do
+# not depend on the order or the layout the module chose
+sub json_line {
+    my $text = shift // '';
+    my $doc = eval { decode_json($text) };
+    $text =~ s/\s+$//;
+    return ref $doc ? $Json->encode($doc) : $text;
+}
+
+# one line per logged request ("POST /collection/v1_0/requesttopay
+# ref=REF1"), callback delivery ("callback POST -> 200 {"success":true}")
+# or payment ("payment REF1 SUCCESSFUL 100 EUR 56733123453"); a request to
+# the application sink shows its body
+sub summary_line {
+    my $e = shift;
+
+    if (exists $e->{referenceId}) {
+        return "payment $e->{referenceId} $e->{status} $e->{amount} "
+               . "$e->{currency} $e->{payer}{partyId}";
+    }
+
+    if (exists $e->{attempt}) {
+        return "callback $e->{method} -> "
+               . (defined $e->{status}
+                  ? "$e->{status} " . json_line($e->{response_body})
+                  : "error ($e->{error})");
+    }
+
+    my $line = "$e->{method} $e->{path}";
+    my $ref = header($e->{headers}, 'X-Reference-Id');
+    $line .= " ref=$ref" if defined $ref;
+    if ($e->{path} =~ m{^/_emu/sink/} && ($e->{body} // '') ne '') {
+        $line .= " " . json_line($e->{body});
+    }
+    return $line;
+}
+
+sub canon {
+    my $body = shift;
+    return $body unless defined $body;
+
+    if ($body =~ /^\s*\[/) {
+        my $rows = eval { decode_json($body) };
+        if (ref $rows eq 'ARRAY') {
+            return canon_refs(join '', map { summary_line($_) . "\n" } @$rows);
+        }
+    }
+
+    return canon_refs($body);
+}
+
+sub fixed_ref {
+    my $n = shift;
+    return sprintf '%08x-0000-4000-8000-%012x', $n, $n;
+}
+
+# one request on its own connection (Connection: close); returns
+# (status, body)
+sub http {
+    my ($port, $method, $path, $headers, $body) = @_;
+    my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port,
+                                      Timeout => 10)
+        or die "connect to $port: $!\n";
+    $body //= '';
+    my $req = "$method $path HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n";
+    $req .= "$_: $headers->{$_}\r\n" for sort keys %{ $headers || {} };
+    $req .= "Content-Length: " . length($body) . "\r\n\r\n$body";
+    print $sock $req;
+    local $/;
+    my $res = <$sock> // '';
+    close $sock;
+    my ($status) = $res =~ m{^HTTP/1\.\d (\d+)};
+    $res =~ s/^.*?\r\n\r\n//s;
+    return ($status // 0, $res);
+}
+
+sub mtn_pay {
+    my %p = (phone => '56733123453', amount => '100', currency => 'EUR',
+             external_id => 'order-1', @_);
+    my $port = $t::MomoTest::EmuPort;
+    my %auth = ('Ocp-Apim-Subscription-Key' => $t::MomoTest::SubscriptionKey,
+                'X-Target-Environment' => 'sandbox');
+
+    my ($st, $res) = http($port, 'POST', '/collection/token/', {
+        %auth,
+        Authorization => 'Basic ' . encode_base64(
+            "$t::MomoTest::ApiUser:$t::MomoTest::ApiKey", ''),
+    });
+    die "emulator token: $st $res\n" unless $st == 200;
+    my $token = decode_json($res)->{access_token};
+
+    my %h = (%auth, Authorization => "Bearer $token",
+             'X-Reference-Id' => $p{ref}, 'Content-Type' => 'application/json');
+    $h{'X-Callback-Url'} = $p{callback_url} if defined $p{callback_url};
+
+    ($st, $res) = http($port, 'POST', '/collection/v1_0/requesttopay', \%h,
+        encode_json({ amount => $p{amount}, currency => $p{currency},
+                      externalId => $p{external_id},
+                      payer => { partyIdType => 'MSISDN', partyId => $p{phone} },
+                      payerMessage => 'Booking 1', payeeNote => 'Booking 1' }));
+    die "emulator requesttopay: $st $res\n" unless $st == 202;
+    return $st;
+}
+
+sub sleep_fault {
+    for my $ms (@_) {
+        t::MomoTest::emu_post('/_emu/faults', encode_json({
+            path => "/_emu/sink/sleep/$ms", delay_ms => $ms + 0 }));
+    }
+}
+
+# $n requests made by $make->($i) (a raw HTTP request without the
+# Connection header), $conc at a time, each on its own connection; returns
+# [[status, body], ...] in the order of $i
+sub burst {
+    my ($n, $conc, $make) = @_;
+    my $port = $ENV{TEST_NGINX_SERVER_PORT} || $ENV{TEST_NGINX_PORT} || 1984;
+    my (@out, %conn);
+    my $next = 0;
+    my $sel = IO::Select->new;
+    my $deadline = time + 60;
+
+    while (($next < $n || $sel->count) && time < $deadline) {
+        while ($next < $n && $sel->count < $conc) {
+            my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+                                              PeerPort => $port, Timeout => 5)
+                or die "connect: $!\n";
+            my $req = $make->($next);
+            $req =~ s/\r?\n\r?\n/\r\nConnection: close\r\n\r\n/;
+            print $sock $req;
+            $conn{fileno $sock} = { i => $next++, sock => $sock, res => '' };
+            $sel->add($sock);
+        }
+        for my $sock ($sel->can_read(1)) {
+            my $c = $conn{fileno $sock};
+            my $got = sysread $sock, my $buf, 65536;
+            if ($got) {
+                $c->{res} .= $buf;
+                next;
+            }
+            $sel->remove($sock);
+            delete $conn{fileno $sock};
+            close $sock;
+            my ($status) = $c->{res} =~ m{^HTTP/1\.\d (\d+)};
+            (my $body = $c->{res}) =~ s/^.*?\r\n\r\n//s;
+            $out[$c->{i}] = [$status // 0, $body];
+        }
+    }
+
+    return \@out;
+}
+
+1;
