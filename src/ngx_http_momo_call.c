@@ -99,6 +99,22 @@ ngx_http_momo_call(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx,
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "momo call \"%V\" %ui", &call->uri, call->method);
 
+    /*
+     * The call's location puts the Basic credentials, the subscription
+     * key and the token into proxy_set_header lines, and nginx's script
+     * and proxy code print them at debug level.  A subrequest shares the
+     * client connection's log, whatever its location's error_log says:
+     * no debug output until the call ends (ngx_http_momo_call_done).
+     */
+
+    if (call->leg != NGX_HTTP_MOMO_LEG_NOTIFY
+        && (r->connection->log->log_level & ~NGX_LOG_DEBUG_CONNECTION)
+           > NGX_LOG_INFO)
+    {
+        r->connection->log->log_level = NGX_LOG_INFO
+            | (r->connection->log->log_level & NGX_LOG_DEBUG_CONNECTION);
+    }
+
     call->start = ngx_current_msec;
     ctx->call = call;
     ctx->next = next;
@@ -208,6 +224,7 @@ ngx_http_momo_call_done(ngx_http_request_t *sr, void *data, ngx_int_t rc)
     ngx_http_momo_call_t *call = data;
 
     ngx_buf_t                  *b;
+    ngx_http_core_loc_conf_t   *clcf;
     ngx_http_momo_main_conf_t  *mmcf;
 
     if (call->done) {
@@ -216,6 +233,11 @@ ngx_http_momo_call_done(ngx_http_request_t *sr, void *data, ngx_int_t rc)
 
     call->done = 1;
     call->rc = rc;
+
+    /* the log level of the main request's location again */
+
+    clcf = ngx_http_get_module_loc_conf(sr->main, ngx_http_core_module);
+    ngx_set_connection_log(sr->connection, clcf->error_log);
 
     if (rc == NGX_OK || rc == NGX_DONE) {
         call->status = sr->headers_out.status;

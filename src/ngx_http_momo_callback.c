@@ -14,7 +14,9 @@
 #include "ngx_http_momo_module.h"
 
 
-#define NGX_HTTP_MOMO_CALLBACK_MAX  16384
+#define NGX_HTTP_MOMO_CALLBACK_MAX       16384
+#define NGX_HTTP_MOMO_CALLBACK_RECHECKS  3
+#define NGX_HTTP_MOMO_CALLBACK_RECHECK   2000
 
 
 static void ngx_http_momo_callback_body(ngx_http_request_t *r);
@@ -23,6 +25,8 @@ static ngx_int_t ngx_http_momo_callback_start(ngx_http_request_t *r,
 static ngx_int_t ngx_http_momo_callback_path(ngx_http_request_t *r,
     ngx_http_momo_ctx_t *ctx);
 static ngx_int_t ngx_http_momo_callback_verified(ngx_http_request_t *r,
+    ngx_http_momo_ctx_t *ctx);
+static ngx_int_t ngx_http_momo_callback_recheck(ngx_http_request_t *r,
     ngx_http_momo_ctx_t *ctx);
 static ngx_int_t ngx_http_momo_callback_finish(ngx_http_request_t *r,
     ngx_http_momo_ctx_t *ctx);
@@ -230,13 +234,40 @@ ngx_http_momo_callback_start(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
 }
 
 
+/*
+ * MTN calls back once the payment is final, yet its status query has been
+ * seen to say PENDING for a while after: ask again a few times, within
+ * the per-reference rate limit, before leaving it to the next poll.
+ */
+
 static ngx_int_t
 ngx_http_momo_callback_verified(ngx_http_request_t *r,
     ngx_http_momo_ctx_t *ctx)
 {
     ctx->status = *ngx_http_momo_state_name(ctx->rec.state);
 
+    if (ctx->mlcf->callback_verify
+        && !ngx_http_momo_state_final(ctx->rec.state)
+        && ctx->rec.state != NGX_HTTP_MOMO_ST_NOT_FOUND
+        && ctx->rechecks < NGX_HTTP_MOMO_CALLBACK_RECHECKS)
+    {
+        ctx->rechecks++;
+
+        return ngx_http_momo_wait(r, ctx, NGX_HTTP_MOMO_CALLBACK_RECHECK,
+                                  ngx_http_momo_callback_recheck);
+    }
+
     return ngx_http_momo_notify(r, ctx, ngx_http_momo_callback_finish);
+}
+
+
+static ngx_int_t
+ngx_http_momo_callback_recheck(ngx_http_request_t *r,
+    ngx_http_momo_ctx_t *ctx)
+{
+    ctx->query_interval = 1000;
+
+    return ngx_http_momo_query(r, ctx, ngx_http_momo_callback_verified);
 }
 
 

@@ -262,6 +262,7 @@ struct ngx_http_momo_ctx_s {
     ngx_http_momo_step_pt       after_query;
     ngx_http_momo_step_pt       after_notify;
     ngx_msec_t                  query_interval;
+    ngx_uint_t                  rechecks;
 
     ngx_http_momo_payment_t     payment;
     ngx_http_momo_record_t      rec;

@@ -98,11 +98,11 @@ ngx_http_momo_mtn_error(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx,
         if (c->hint) {
             ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                           "momo: MTN answered HTTP %ui \"%V\": %s",
-                          status, &c->code, c->hint);
+                          status, &b->code, c->hint);
         }
 
         err.status = c->status;
-        err.code = c->code;
+        err.code = b->code;
         err.retryable = c->retryable;
 
         return ngx_http_momo_fail(r, ctx, &err, c->result);
@@ -140,6 +140,7 @@ ngx_http_momo_mtn_error(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx,
 static ngx_http_momo_mtn_code_t *
 ngx_http_momo_mtn_code(ngx_str_t *code)
 {
+    ngx_str_t                  not_allowed = ngx_string("NOT_ALLOWED");
     ngx_http_momo_mtn_code_t  *c;
 
     for (c = ngx_http_momo_mtn_codes; c->code.len; c++) {
@@ -148,6 +149,14 @@ ngx_http_momo_mtn_code(ngx_str_t *code)
         {
             return c;
         }
+    }
+
+    /* any other NOT_ALLOWED* code is as final as NOT_ALLOWED */
+
+    if (code->len > not_allowed.len
+        && ngx_strncmp(code->data, not_allowed.data, not_allowed.len) == 0)
+    {
+        return ngx_http_momo_mtn_code(&not_allowed);
     }
 
     return NULL;

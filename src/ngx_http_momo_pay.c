@@ -74,11 +74,18 @@ ngx_http_momo_pay_handler(ngx_http_request_t *r)
         goto refuse;
     }
 
-    if (r->headers_in.content_type == NULL
-        || r->headers_in.content_type->value.len < ngx_http_momo_json_type.len
-        || ngx_strncasecmp(r->headers_in.content_type->value.data,
-                           ngx_http_momo_json_type.data,
-                           ngx_http_momo_json_type.len) != 0)
+    /* "application/json" alone or with parameters, not "application/jsonp" */
+
+    h = r->headers_in.content_type;
+
+    if (h == NULL
+        || h->value.len < ngx_http_momo_json_type.len
+        || ngx_strncasecmp(h->value.data, ngx_http_momo_json_type.data,
+                           ngx_http_momo_json_type.len) != 0
+        || (h->value.len > ngx_http_momo_json_type.len
+            && h->value.data[ngx_http_momo_json_type.len] != ';'
+            && h->value.data[ngx_http_momo_json_type.len] != ' '
+            && h->value.data[ngx_http_momo_json_type.len] != '\t'))
     {
         ngx_http_momo_error_set(&err, NGX_HTTP_UNSUPPORTED_MEDIA_TYPE,
                                 "UNSUPPORTED_MEDIA_TYPE",
@@ -519,6 +526,7 @@ ngx_http_momo_pay_replay_done(ngx_http_request_t *r,
     ngx_http_momo_main_conf_t  *mmcf;
 
     call = ctx->call;
+    ctx->upstream_status = call->status;
     mmcf = ngx_http_get_module_main_conf(r, ngx_http_momo_module);
 
     ctx->rec.accepted = 1;

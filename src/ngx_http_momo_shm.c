@@ -301,6 +301,18 @@ ngx_http_momo_token_acquire(ngx_shm_zone_t *zone, ngx_str_t *key,
     backoff = (t->backoff
                && (ngx_msec_int_t) (t->next_try - msec) > 0);
 
+    /*
+     * Without a usable token everyone waits for the refresher: when its
+     * worker has died (killed, crashed), its lease goes with it, rather
+     * than blocking the others until the lease runs out.
+     */
+
+    if (!lease_free && !usable && t->lease_pid != ngx_pid
+        && kill(t->lease_pid, 0) == -1 && ngx_errno == NGX_ESRCH)
+    {
+        lease_free = 1;
+    }
+
     if (fresh) {
         rc = NGX_OK;
 

@@ -427,3 +427,39 @@ GET /collection/v1_0/requesttopay/REF1
 GET /collection/v1_0/requesttopay/REF1
 POST /_emu/sink/notify \{"amount":"100","currency":"EUR","external_id":"order-1","financial_transaction_id":"FIN","reason":null,"reference_id":"REF1","status":"successful"\}
 $}]
+
+
+
+=== TEST 13: a callback that MTN's status does not confirm yet is checked again, and the outcome notified without another callback
+The first verification gets PENDING; with no second callback, the
+module asks MTN again two seconds later and notifies the final status.
+--- init
+t::MomoTest::emu_post('/_emu/faults', '{"method": "GET", "path": "/collection/v1_0/requesttopay/", "status": 200, "content_type": "application/json", "body": "{\"externalId\":\"order-1\",\"amount\":\"100\",\"currency\":\"EUR\",\"payer\":{\"partyIdType\":\"MSISDN\",\"partyId\":\"56733123453\"},\"status\":\"PENDING\"}", "times": 1}');
+--- config
+    momo_notify /_app/notify;
+
+    location = /api/payments/mtn-momo {
+        momo_pay;
+    }
+
+    location /api/payments/mtn-momo/callback/ {
+        momo_callback;
+    }
+--- more_headers
+Content-Type: application/json
+--- request eval
+["POST /api/payments/mtn-momo\n" . t::MomoTest::pay_json(),
+ "GET /emu/callbacks",
+ "GET /emu/requests"]
+--- wait: 1.5
+--- response_body_filters eval
+\&t::MomoFlow::canon
+--- response_body_like eval
+[qr/"reference_id": "REF1", "status": "pending"/,
+qr/^callback POST -> 200 \{"success":true\}\n$/,
+qr{^POST /collection/token/
+POST /collection/v1_0/requesttopay ref=REF1
+GET /collection/v1_0/requesttopay/REF1
+GET /collection/v1_0/requesttopay/REF1
+POST /_emu/sink/notify \{"amount":"100","currency":"EUR","external_id":"order-1","financial_transaction_id":"FIN","reason":null,"reference_id":"REF1","status":"successful"\}
+$}]
