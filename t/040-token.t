@@ -1,0 +1,289 @@
+# The MTN access token: one per account in the shared zone, fetched by one
+# worker at a time, refreshed when it expires or when MTN refuses it,
+# kept across "nginx -s reload"; refused credentials end in 502 with the
+# cause in the error log.  Counts come from the emulator's request log.
+
+use t::MomoTest;
+use t::MomoHttp;
+use IO::Socket::INET;
+
+plan 'no_plan';
+
+# error_log patterns are looked for in the whole log of a block, not in
+# what each request of a request array added
+check_accum_error_log();
+
+add_block_preprocessor(sub {
+    my $block = shift;
+
+    if (!defined $block->config) {
+        $block->set_value('config', <<'_EOC_');
+    location = /api/payments/mtn-momo {
+        momo_pay;
+    }
+_EOC_
+    }
+
+    if (!defined $block->more_headers) {
+        $block->set_value('more_headers', "Content-Type: application/json\n");
+    }
+});
+
+our $Pay = "POST /api/payments/mtn-momo\n" . t::MomoTest::pay_json();
+our $Tokens = "GET /emu/count?path=/collection/token/";
+our $Payments = "GET /emu/count?path=/collection/v1_0/requesttopay";
+our $Pending = '"status": "pending"';
+
+# the account with one directive replaced
+sub account_with ($$) {
+    my ($directive, $value) = @_;
+    return $t::MomoTest::Account =~ s/^(\s*$directive) \S+;/$1 $value;/mr;
+}
+
+# a free port, for a server of a block's own
+sub free_port () {
+    my $s = IO::Socket::INET->new(Listen => 1, LocalAddr => '127.0.0.1',
+                                  LocalPort => 0, ReuseAddr => 1)
+        or die "no free port: $!\n";
+    my $port = $s->sockport;
+    close $s;
+    return $port;
+}
+
+our $SpreadPort = free_port();
+
+run_tests();
+
+__DATA__
+
+=== TEST 1: 50 payments across 2 workers make one token request
+--- request eval
+[($::Pay) x 50, $::Tokens, $::Payments]
+--- error_code eval
+[(200) x 52]
+--- response_body_like eval
+[($::Pending) x 50, '^1$', '^50$']
+
+
+
+=== TEST 2: 40 concurrent payments on both workers while the token call is slow make one token request
+They go to a server of their own that listens with reuseport: one socket
+per worker, so that the kernel spreads the connections over both workers
+whatever the event method does.
+--- http_config eval
+$t::MomoTest::Account . <<"_EOC_";
+    log_format pay '\$pid \$status \$momo_token';
+
+    server {
+        listen 127.0.0.1:$::SpreadPort reuseport;
+        include \$TEST_NGINX_MOMO_LOCATIONS;
+
+        location = /api/payments/mtn-momo {
+            momo_pay;
+            access_log logs/pay.log pay;
+        }
+    }
+_EOC_
+--- init
+t::MomoTest::emu_post('/_emu/faults',
+                      '{"path": "/collection/token/", "delay_ms": 500}');
+local $t::MomoHttp::Port = $::SpreadPort;
+my @socks = map { t::MomoHttp::start_pay() } 1 .. 40;
+my @res = map { t::MomoHttp::finish($_, 10) } @socks;
+Test::More::is(scalar(grep { $_->{status} == 200 } @res), 40,
+               'all 40 concurrent payments are accepted');
+my $log = "$Test::Nginx::Util::LogDir/pay.log";
+my @lines;
+t::MomoHttp::wait_for(sub {
+    open my $fh, '<', $log or return 0;
+    @lines = <$fh>;
+    return @lines >= 40;
+}, 5);
+my %pids = map { /^(\d+) / ? ($1 => 1) : () } @lines;
+Test::More::is(scalar(keys %pids), 2, 'both workers took payments');
+Test::More::is(scalar(grep { / 200 MISS$/ } @lines), 1,
+               'one payment fetched the token ($momo_token MISS)');
+Test::More::is(scalar(grep { / 200 HIT$/ } @lines), 39,
+               'the others used it ($momo_token HIT)');
+--- request eval
+[$::Tokens, $::Payments]
+--- response_body eval
+["1", "40"]
+
+
+
+=== TEST 3: an expired token is replaced by the next payment
+--- init
+t::MomoTest::emu_post('/_emu/config', '{"token_ttl": 1}');
+t::MomoTest::emu_post('/_emu/faults',
+                      '{"path": "/_emu/sink/wait", "delay_ms": 1100}');
+--- request eval
+[$::Pay, "GET /emu/sink/wait", $::Pay, $::Tokens, $::Payments]
+--- response_body_like eval
+[$::Pending, '"ok": ?true', $::Pending, '^2$', '^2$']
+
+
+
+=== TEST 4: a 401 without statusCode drops the token; the payment is retried once with a new one
+--- init
+Test::More::is(t::MomoHttp::pay()->{status}, 200, 'a first payment gets a token');
+t::MomoTest::emu_post('/_emu/expire-tokens', '');
+--- request eval
+[$::Pay, $::Tokens, $::Payments]
+--- response_body_like eval
+[$::Pending, '^2$', '^3$']
+--- error_log
+MTN refused the access token, refreshing it
+
+
+
+=== TEST 5: a second 401 with a fresh token is UPSTREAM_AUTH_FAILED, not a loop
+--- init
+t::MomoTest::emu_post('/_emu/faults',
+    '{"method": "POST", "path": "/collection/v1_0/requesttopay", "status": 401, '
+    . '"body": {"message": "Access token is invalid or expired", "code": "UNAUTHORIZED"}}');
+--- request eval
+[$::Pay, $::Tokens, $::Payments]
+--- error_code eval
+[502, 200, 200]
+--- response_body_like eval
+['"code": "UPSTREAM_AUTH_FAILED"', '^2$', '^2$']
+--- error_log
+MTN refused a fresh access token
+
+
+
+=== TEST 6: the token survives nginx -s reload
+--- init
+my $r = t::MomoHttp::pay();
+Test::More::is($r->{status}, 200, 'the payment before the reload is accepted');
+my $master = t::MomoHttp::master_pid();
+my %old = map { $_ => 1 } t::MomoHttp::worker_pids($master);
+kill 'HUP', $master;
+Test::More::ok(t::MomoHttp::wait_for(sub {
+    my @now = t::MomoHttp::worker_pids($master);
+    return @now == 2 && !grep { $old{$_} } @now;
+}, 10), 'new workers replaced the old ones after HUP');
+--- request eval
+[$::Pay, $::Tokens, $::Payments]
+--- response_body_like eval
+[$::Pending, '^1$', '^2$']
+--- error_log
+reconfiguring
+
+
+
+=== TEST 7: a wrong API key is 502 UPSTREAM_AUTH_FAILED, with the cause in the error log
+--- http_config eval
+::account_with('momo_api_key', '00000000000000000000000000000000')
+--- request eval
+[$::Pay, $::Tokens, $::Payments]
+--- error_code eval
+[502, 200, 200]
+--- response_body_like eval
+[qr/\{"success": false, "error": \{"code": "UPSTREAM_AUTH_FAILED", "message": "[^"]+", "retryable": false\}/,
+ '^1$', '^0$']
+--- error_log eval
+[qr/\[error\] .*MTN refused the credentials of API user "6f1c3a52-8d4e-4b7a-9c21-3e5f7a9b0d14" for environment "sandbox" \(HTTP 500, error "login_failed"\): check momo_api_user, momo_api_key/]
+
+
+
+=== TEST 8: an unknown API user is 502 UPSTREAM_AUTH_FAILED
+--- http_config eval
+::account_with('momo_api_user', '0f1c3a52-8d4e-4b7a-9c21-3e5f7a9b0d14')
+--- request eval
+[$::Pay, $::Payments]
+--- error_code eval
+[502, 200]
+--- response_body_like eval
+['"code": "UPSTREAM_AUTH_FAILED"', '^0$']
+--- error_log
+MTN refused the credentials of API user "0f1c3a52-8d4e-4b7a-9c21-3e5f7a9b0d14"
+
+
+
+=== TEST 9: a wrong subscription key is 502, and the error log names the subscription key
+--- http_config eval
+::account_with('momo_subscription_key', 'ffffffffffffffffffffffffffffffff')
+--- request eval
+[$::Pay, $::Tokens, $::Payments]
+--- error_code eval
+[502, 200, 200]
+--- response_body_like eval
+['"code": "UPSTREAM_AUTH_FAILED"', '^1$', '^0$']
+--- error_log eval
+[qr/\[error\] .*MTN refused the subscription key .*check momo_subscription_key/]
+
+
+
+=== TEST 10: a token endpoint that drops the connection is 503 with Retry-After, nothing charged
+--- init
+t::MomoTest::emu_post('/_emu/faults', '{"path": "/collection/token/", "drop": true}');
+--- request eval
+[$::Pay, $::Tokens, $::Payments]
+--- error_code eval
+[503, 200, 200]
+--- response_headers eval
+["Retry-After: 1", "", ""]
+--- response_body_like eval
+['"code": "UPSTREAM_UNAVAILABLE"', '^1$', '^0$']
+--- error_log
+MTN's token endpoint did not answer
+
+
+
+=== TEST 11: while one worker waits on a slow token call, another payment gives up after momo_token_wait with 503
+--- http_config eval
+$t::MomoTest::Account . "    momo_token_wait 300ms;\n"
+--- init
+t::MomoTest::emu_post('/_emu/faults',
+                      '{"path": "/collection/token/", "delay_ms": 1500}');
+my $first = t::MomoHttp::start_pay();
+Test::More::ok(t::MomoHttp::wait_for(sub {
+    t::MomoTest::emu_get('/_emu/count?path=/collection/token/') eq '1'
+}, 5), 'the first payment asked MTN for a token');
+my $second = t::MomoHttp::pay();
+Test::More::is($second->{status}, 503, 'the second payment gets 503');
+Test::More::like($second->{body}, qr/"code": "TOKEN_UNAVAILABLE"/,
+                 'with TOKEN_UNAVAILABLE');
+Test::More::is($second->{headers}{'retry-after'}, '1', 'and Retry-After: 1');
+Test::More::ok(!t::MomoHttp::answered($first),
+               'the first payment is still waiting for its token');
+my $r = t::MomoHttp::finish($first, 5);
+Test::More::is($r->{status}, 200, 'the first payment is then accepted');
+--- request eval
+[$::Tokens, $::Payments]
+--- response_body eval
+["1", "1"]
+--- error_log
+no access token after waiting 300ms
+
+
+
+=== TEST 12: a worker that dies while it fetches the token does not block the others
+Both workers are killed while one of them waits on the token call; the
+payment after that gets a token at once instead of waiting for the dead
+worker's lease.
+--- init
+t::MomoTest::emu_post('/_emu/faults',
+    '{"path": "/collection/token/", "delay_ms": 3000, "times": 1}');
+my $first = t::MomoHttp::start_pay();
+Test::More::ok(t::MomoHttp::wait_for(sub {
+    t::MomoTest::emu_get('/_emu/count?path=/collection/token/') eq '1'
+}, 5), 'a worker is fetching the token');
+my $master = t::MomoHttp::master_pid();
+my %old = map { $_ => 1 } t::MomoHttp::worker_pids($master);
+kill 'KILL', keys %old;
+Test::More::ok(t::MomoHttp::wait_for(sub {
+    my @now = t::MomoHttp::worker_pids($master);
+    return @now == 2 && !grep { $old{$_} } @now;
+}, 10), 'the master started new workers');
+t::MomoHttp::finish($first, 1);
+--- request eval
+[$::Pay, $::Tokens, $::Payments]
+--- response_body_like eval
+[$::Pending, '^2$', '^1$']
+--- error_log eval
+[qr/\[alert\] .* exited on signal 9/]
+--- no_error_log eval
+["[crit]", "[emerg]"]

@@ -1,0 +1,152 @@
+package t::MomoHttp;
+
+# A small HTTP/1.1 client for the momo tests that need more than one
+# request in flight (concurrency, order, reloads), used from "--- init"
+# sections or add_response_body_check hooks: start a request, look
+# whether its answer is there yet, finish it.  Talks to the nginx under
+# test on Test::Nginx's port; Connection: close, so an answer ends at EOF.
+
+use strict;
+use warnings;
+
+use IO::Socket::INET;
+use IO::Select;
+use Time::HiRes qw(time sleep);
+
+# another port than the test server's: local $t::MomoHttp::Port = N
+our $Port;
+
+sub port () {
+    return $Port // $Test::Nginx::Util::ServerPortForClient
+           // $Test::Nginx::Util::ServerPort;
+}
+
+# start(METHOD, URI, BODY, HEADER => VALUE, ...): the socket, request sent
+sub start {
+    my ($method, $uri, $body, %headers) = @_;
+
+    my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+                                     PeerPort => port(), Timeout => 5)
+        or die "cannot connect to nginx on port " . port() . ": $!\n";
+
+    $body //= '';
+
+    my $req = "$method $uri HTTP/1.1\r\nHost: localhost\r\n"
+              . "Connection: close\r\n";
+    $req .= "$_: $headers{$_}\r\n" for sort keys %headers;
+    $req .= "Content-Length: " . length($body) . "\r\n"
+        if length $body || $method eq 'POST';
+    $req .= "\r\n$body";
+
+    $sock->autoflush(1);
+    print $sock $req;
+
+    return $sock;
+}
+
+# a payment through momo_pay at /api/payments/mtn-momo
+sub start_pay {
+    my (%fields) = @_;
+    my %headers = ('Content-Type' => 'application/json');
+
+    if (exists $fields{idempotency_key}) {
+        $headers{'Idempotency-Key'} = delete $fields{idempotency_key};
+    }
+
+    return start('POST', '/api/payments/mtn-momo',
+                 t::MomoTest::pay_json(%fields), %headers);
+}
+
+# true when the server has written something (or closed) on this socket
+sub answered {
+    my ($sock) = @_;
+    return IO::Select->new($sock)->can_read(0) ? 1 : 0;
+}
+
+# reads the whole answer: {status, headers (lowercase names), body}
+sub finish {
+    my ($sock, $timeout) = @_;
+    my $deadline = time + ($timeout // 10);
+    my $sel = IO::Select->new($sock);
+    my $raw = '';
+
+    while (time < $deadline) {
+        last if !$sel->can_read($deadline - time);
+        my $n = sysread($sock, my $buf, 65536);
+        last if !$n;
+        $raw .= $buf;
+    }
+
+    close $sock;
+
+    my ($head, $body) = split /\r\n\r\n/, $raw, 2;
+    my %res = (status => 0, headers => {}, body => $body // '', raw => $raw);
+
+    if (defined $head && $head =~ s{^HTTP/1\.[01] (\d{3})[^\r\n]*}{}) {
+        $res{status} = $1;
+        for my $line (split /\r\n/, $head) {
+            my ($k, $v) = $line =~ /^([^:]+):\s*(.*)$/ or next;
+            $res{headers}{lc $k} = $v;
+        }
+    }
+
+    return \%res;
+}
+
+sub request {
+    my $sock = start(@_);
+    return finish($sock, 10);
+}
+
+sub pay {
+    my $sock = start_pay(@_);
+    return finish($sock, 10);
+}
+
+# the nginx master under test, and its worker processes
+sub master_pid () {
+    open my $fh, '<', $Test::Nginx::Util::PidFile or return undef;
+    my $pid = <$fh>;
+    close $fh;
+    chomp $pid if defined $pid;
+    return $pid;
+}
+
+sub worker_pids ($) {
+    my ($master) = @_;
+    my @pids;
+
+    opendir my $dh, '/proc' or return ();
+
+    for my $p (grep { /^\d+$/ } readdir $dh) {
+        open my $st, '<', "/proc/$p/stat" or next;
+        my $stat = <$st>;
+        close $st;
+        next if !defined $stat || $stat !~ /^\d+ \(.*\) \S+ (\d+)/;
+        next if $1 != $master;
+
+        open my $cl, '<', "/proc/$p/cmdline" or next;
+        my $cmd = <$cl> // '';
+        close $cl;
+        push @pids, $p if $cmd =~ /worker process/;
+    }
+
+    closedir $dh;
+
+    return sort { $a <=> $b } @pids;
+}
+
+# waits until $cond->() is true, for at most $timeout seconds
+sub wait_for {
+    my ($cond, $timeout) = @_;
+    my $deadline = time + $timeout;
+
+    while (time < $deadline) {
+        return 1 if $cond->();
+        sleep 0.02;
+    }
+
+    return $cond->() ? 1 : 0;
+}
+
+1;
