@@ -60,7 +60,8 @@ $(NGX_BUILD)/objs/Makefile: config
 $(MODULE): $(NGX_BUILD)/objs/Makefile $(MODULE_SRCS)
 	$(MAKE) -s -C $(NGX_BUILD) -f objs/Makefile modules
 	@mkdir -p objs
-	cp $(NGX_BUILD)/objs/ngx_http_momo_module.so $@
+	@# a new file, not an overwrite: a running nginx has the old one mapped
+	cp $(NGX_BUILD)/objs/ngx_http_momo_module.so $@.tmp && mv -f $@.tmp $@
 
 include cli/Makefile.inc
 

@@ -88,11 +88,10 @@ typedef struct {
      + sizeof(ngx_http_momo_node_t) * 1009                                   \
      + sizeof(ngx_http_momo_token_t))
 
-#define ngx_http_momo_lease_live(pid, until, now)                            \
-    ((pid) != 0 && (ngx_msec_int_t) ((until) - (now)) > 0)
 
 
-
+static ngx_uint_t ngx_http_momo_lease_live(ngx_pid_t pid, ngx_msec_t until,
+    ngx_msec_t now);
 static ngx_http_momo_shctx_t *ngx_http_momo_shm_ctx(ngx_shm_zone_t *zone,
     ngx_slab_pool_t **shpool);
 static void *ngx_http_momo_shm_alloc(ngx_http_momo_shctx_t *sh,
@@ -300,18 +299,6 @@ ngx_http_momo_token_acquire(ngx_shm_zone_t *zone, ngx_str_t *key,
                                            msec);
     backoff = (t->backoff
                && (ngx_msec_int_t) (t->next_try - msec) > 0);
-
-    /*
-     * Without a usable token everyone waits for the refresher: when its
-     * worker has died (killed, crashed), its lease goes with it, rather
-     * than blocking the others until the lease runs out.
-     */
-
-    if (!lease_free && !usable && t->lease_pid != ngx_pid
-        && kill(t->lease_pid, 0) == -1 && ngx_errno == NGX_ESRCH)
-    {
-        lease_free = 1;
-    }
 
     if (fresh) {
         rc = NGX_OK;
@@ -1139,4 +1126,25 @@ ngx_http_momo_rbtree_insert_value(ngx_rbtree_node_t *temp,
     node->left = sentinel;
     node->right = sentinel;
     ngx_rbt_red(node);
+}
+
+
+/*
+ * A lease (token refresh, status query) is live until its time runs out,
+ * or until its holder's process is gone (killed, crashed): the others
+ * must not wait for a dead worker.  kill(pid, 0) sends nothing.
+ */
+
+static ngx_uint_t
+ngx_http_momo_lease_live(ngx_pid_t pid, ngx_msec_t until, ngx_msec_t now)
+{
+    if (pid == 0 || (ngx_msec_int_t) (until - now) <= 0) {
+        return 0;
+    }
+
+    if (pid != ngx_pid && kill(pid, 0) == -1 && ngx_errno == NGX_ESRCH) {
+        return 0;
+    }
+
+    return 1;
 }

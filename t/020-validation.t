@@ -686,3 +686,21 @@ Idempotency-Key: order 1
 [200, 200]
 --- response_body_like eval
 ['"status": "pending"', '^1$']
+
+
+
+=== TEST 60: a body over client_max_body_size, refused by nginx itself, is answered as JSON with the shipped error_page
+--- config
+    location = /api/payments/mtn-momo {
+        client_max_body_size 32k;
+        error_page 413 @momo_body_too_large;
+        momo_pay;
+    }
+--- request eval
+::refused(::pay(payee_note => 'x' x 40000))
+--- error_code eval
+[413, 200]
+--- response_headers eval
+["Content-Type: application/json", ""]
+--- response_body_like eval
+[::error_json('BODY_TOO_LARGE'), '^0$']
