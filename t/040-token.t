@@ -287,3 +287,26 @@ t::MomoHttp::finish($first, 1);
 [qr/\[alert\] .* exited on signal 9/]
 --- no_error_log eval
 ["[crit]", "[emerg]"]
+
+
+
+=== TEST 13: a token close to its expiry is refreshed ahead by one request, and the new one is used after
+With an 8 s token, the zone asks for a refresh 2 s before it expires
+(a quarter of its life, at most 10 minutes): a payment 6.5 s after the
+first one refreshes it; the next one uses the new token.
+--- init
+t::MomoTest::emu_post('/_emu/config', '{"token_ttl": 8}');
+t::MomoTest::emu_post('/_emu/faults',
+                      '{"path": "/_emu/sink/wait", "delay_ms": 6500}');
+--- config
+    location = /api/payments/mtn-momo {
+        momo_pay;
+        add_header X-Token $momo_token always;
+    }
+--- request eval
+[$::Pay, $::Pay, "GET /emu/sink/wait", $::Pay, $::Pay, $::Tokens]
+--- response_headers eval
+["X-Token: MISS", "X-Token: HIT", "", "X-Token: REFRESH", "X-Token: HIT", ""]
+--- response_body_like eval
+[$::Pending, $::Pending, '"ok": ?true', $::Pending, $::Pending, '^2$']
+--- timeout: 10
