@@ -47,6 +47,10 @@ static char *ngx_http_momo_leg(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_momo_check_account(ngx_conf_t *cf,
     ngx_http_momo_loc_conf_t *conf);
+static char *ngx_http_momo_check_user(ngx_conf_t *cf,
+    ngx_http_momo_loc_conf_t *conf);
+static char *ngx_http_momo_check_currency(ngx_conf_t *cf,
+    ngx_http_momo_loc_conf_t *conf);
 static char *ngx_http_momo_check_url(ngx_conf_t *cf, char *name,
     ngx_str_t *url);
 static char *ngx_http_momo_derive(ngx_conf_t *cf,
@@ -493,12 +497,17 @@ ngx_http_momo_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 static char *
 ngx_http_momo_check_account(ngx_conf_t *cf, ngx_http_momo_loc_conf_t *conf)
 {
-    ngx_str_t  *v, *env, *currency;
+    ngx_uint_t   i;
+    ngx_str_t   *v, *env;
 
-    for (v = conf->acc; v < conf->acc + NGX_HTTP_MOMO_ACC_CALLBACK_URL; v++) {
-        if (v->len || v - conf->acc == NGX_HTTP_MOMO_ACC_TARGET_ENVIRONMENT
-            || v - conf->acc == NGX_HTTP_MOMO_ACC_BASE_URL)
-        {
+    static ngx_uint_t  required[] = {
+        NGX_HTTP_MOMO_ACC_API_USER,
+        NGX_HTTP_MOMO_ACC_API_KEY,
+        NGX_HTTP_MOMO_ACC_SUBSCRIPTION_KEY
+    };
+
+    for (i = 0; i < sizeof(required) / sizeof(required[0]); i++) {
+        if (conf->acc[required[i]].len) {
             continue;
         }
 
@@ -506,18 +515,8 @@ ngx_http_momo_check_account(ngx_conf_t *cf, ngx_http_momo_loc_conf_t *conf)
                            "the momo handler at %s:%ui needs \"%V\" "
                            "(or %V in a momo_env_file)",
                            conf->handler_file, conf->handler_line,
-                           &ngx_http_momo_acc_directives[v - conf->acc],
-                           &ngx_http_momo_env_keys[v - conf->acc]);
-        return NGX_CONF_ERROR;
-    }
-
-    v = &conf->acc[NGX_HTTP_MOMO_ACC_API_USER];
-
-    if (ngx_http_momo_is_uuid(v) != NGX_OK) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "momo_api_user \"%V\" is not a UUID: use the API "
-                           "user id MTN gave (e.g. from \"momo provision\")",
-                           v);
+                           &ngx_http_momo_acc_directives[required[i]],
+                           &ngx_http_momo_env_keys[required[i]]);
         return NGX_CONF_ERROR;
     }
 
@@ -549,6 +548,10 @@ ngx_http_momo_check_account(ngx_conf_t *cf, ngx_http_momo_loc_conf_t *conf)
         return NGX_CONF_ERROR;
     }
 
+    if (ngx_http_momo_check_user(cf, conf) != NGX_CONF_OK) {
+        return NGX_CONF_ERROR;
+    }
+
     v = &conf->acc[NGX_HTTP_MOMO_ACC_CALLBACK_URL];
 
     if (v->len
@@ -556,6 +559,58 @@ ngx_http_momo_check_account(ngx_conf_t *cf, ngx_http_momo_loc_conf_t *conf)
     {
         return NGX_CONF_ERROR;
     }
+
+    return ngx_http_momo_check_currency(cf, conf);
+}
+
+
+/*
+ * API users are UUIDs, except on MTN's platform of 2026 (momo.africa),
+ * whose "User IDs" are base64 strings: there any printable value goes.
+ */
+
+static char *
+ngx_http_momo_check_user(ngx_conf_t *cf, ngx_http_momo_loc_conf_t *conf)
+{
+    u_char     *p;
+    ngx_str_t  *user, *base;
+
+    user = &conf->acc[NGX_HTTP_MOMO_ACC_API_USER];
+    base = &conf->acc[NGX_HTTP_MOMO_ACC_BASE_URL];
+
+    if (ngx_http_momo_is_uuid(user) == NGX_OK) {
+        return NGX_CONF_OK;
+    }
+
+    if (ngx_strlcasestrn(base->data, base->data + base->len,
+                         (u_char *) ".momo.africa", 12 - 1)
+        != NULL)
+    {
+        for (p = user->data; p < user->data + user->len; p++) {
+            if (*p <= ' ' || *p >= 0x7f || *p == ':') {
+                goto invalid;
+            }
+        }
+
+        return NGX_CONF_OK;
+    }
+
+invalid:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "momo_api_user \"%V\" is not a UUID: use the API "
+                       "user id MTN gave (e.g. from \"momo provision\")",
+                       user);
+    return NGX_CONF_ERROR;
+}
+
+
+static char *
+ngx_http_momo_check_currency(ngx_conf_t *cf, ngx_http_momo_loc_conf_t *conf)
+{
+    ngx_str_t  *env, *currency;
+
+    env = &conf->acc[NGX_HTTP_MOMO_ACC_TARGET_ENVIRONMENT];
 
     if (conf->currency.len == 0) {
         currency = ngx_http_momo_default_currency(env);

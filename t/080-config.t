@@ -347,3 +347,27 @@ Content-Type: application/json
 --- request
 GET /metrics
 --- response_body_like: momo_payments_total
+
+
+
+=== TEST 25: on MTN's 2026 platform (momo.africa) the base64 User ID of its system credentials is accepted
+--- http_config eval
+::account_with('momo_api_user', 'dXNlci1pZC1mcm9tLXBvcnRhbA==')
+=~ s/momo_base_url \S+;/momo_base_url https:\/\/momoapi.momo.africa;/r
+--- config
+    location = /api/payments/mtn-momo {
+        momo_pay;
+    }
+--- request
+GET /api/payments/mtn-momo
+--- error_code: 405
+
+
+
+=== TEST 26: elsewhere a base64 User ID is refused: MTN's legacy platforms take UUIDs
+--- http_config eval
+::account_with('momo_api_user', 'dXNlci1pZC1mcm9tLXBvcnRhbA==')
+--- must_die
+--- error_log
+[emerg]
+momo_api_user "dXNlci1pZC1mcm9tLXBvcnRhbA==" is not a UUID
