@@ -300,8 +300,10 @@ ngx_http_momo_metrics_calls(u_char *p, ngx_http_momo_counters_t *c)
     ngx_uint_t   i, status;
 
     p = ngx_http_momo_metrics_family(p, "momo_mtn_requests_total", "counter",
-                                     "Calls to MTN by endpoint and HTTP "
-                                     "status (none: no answer).");
+                                     "Calls by endpoint (MTN's token, "
+                                     "requesttopay and status; notify: the "
+                                     "momo_notify location) and HTTP status "
+                                     "(none: no answer).");
 
     for (i = 0; i <= NGX_HTTP_MOMO_LEG_MAX; i++) {
         leg = ngx_http_momo_metrics_legs[i];
