@@ -7,6 +7,7 @@ use t::MomoTest;
 use t::MomoFlow;
 
 use_hup();
+$t::MomoTest::KeepZone = 1;
 
 plan 'no_plan';
 

@@ -51,6 +51,10 @@ _EOC_
 our @EXPORT = qw(emu_get emu_post emu_delete pay_json $Account);
 
 my $emu_pid;
+my $Blocks = 0;
+
+# set by a file whose blocks share the zone across reloads on purpose
+our $KeepZone = 0;
 
 start_emulator();
 
@@ -65,6 +69,15 @@ add_block_preprocessor(sub {
 
     if (!defined $block->http_config) {
         $block->set_value('http_config', $Account);
+    }
+
+    # blocks expect a fresh zone, as after a restart; when blocks follow
+    # each other by "nginx -s reload" (TEST_NGINX_USE_HUP), a zone of
+    # another size is a new zone
+    if ($ENV{TEST_NGINX_USE_HUP} && !$KeepZone) {
+        my $k = 1024 + 4 * ($Blocks++ % 2);
+        $block->set_value('http_config',
+                          $block->http_config =~ s/momo_zone 1m;/momo_zone ${k}k;/r);
     }
 
     my $config = $block->config // '';
