@@ -24,6 +24,14 @@ typedef struct {
 } ngx_http_momo_env_currency_t;
 
 
+/* a handler location's account and server, checked once all is parsed */
+
+typedef struct {
+    ngx_http_momo_loc_conf_t   *mlcf;
+    ngx_http_momo_srv_conf_t   *mscf;
+} ngx_http_momo_use_t;
+
+
 static ngx_int_t ngx_http_momo_preconfiguration(ngx_conf_t *cf);
 static ngx_int_t ngx_http_momo_postconfiguration(ngx_conf_t *cf);
 static void *ngx_http_momo_create_main_conf(ngx_conf_t *cf);
@@ -55,6 +63,10 @@ static char *ngx_http_momo_check_url(ngx_conf_t *cf, char *name,
     ngx_str_t *url);
 static char *ngx_http_momo_derive(ngx_conf_t *cf,
     ngx_http_momo_loc_conf_t *conf);
+static ngx_int_t ngx_http_momo_check_routes(ngx_conf_t *cf,
+    ngx_http_momo_main_conf_t *mmcf);
+static ngx_int_t ngx_http_momo_routable(ngx_conf_t *cf, ngx_str_t *base,
+    ngx_http_core_loc_conf_t *clcf);
 static ngx_str_t *ngx_http_momo_default_currency(ngx_str_t *environment);
 
 
@@ -298,6 +310,10 @@ ngx_http_momo_postconfiguration(ngx_conf_t *cf)
         }
     }
 
+    if (ngx_http_momo_check_routes(cf, mmcf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     return ngx_http_momo_init_variables(cf);
 }
 
@@ -318,6 +334,13 @@ ngx_http_momo_create_main_conf(ngx_conf_t *cf)
      *     mmcf->shm_zone = NULL;
      *     mmcf->handlers = 0;
      */
+
+    if (ngx_array_init(&mmcf->accounts, cf->pool, 4,
+                       sizeof(ngx_http_momo_use_t))
+        != NGX_OK)
+    {
+        return NULL;
+    }
 
     return mmcf;
 }
@@ -455,7 +478,9 @@ ngx_http_momo_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_momo_loc_conf_t *prev = parent;
     ngx_http_momo_loc_conf_t *conf = child;
 
-    ngx_uint_t  i;
+    ngx_uint_t                  i;
+    ngx_http_momo_use_t        *use;
+    ngx_http_momo_main_conf_t  *mmcf;
 
     /*
      * explicit directives win over the .env file of the same level; the
@@ -489,6 +514,16 @@ ngx_http_momo_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     if (ngx_http_momo_check_account(cf, conf) != NGX_CONF_OK) {
         return NGX_CONF_ERROR;
     }
+
+    mmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_momo_module);
+
+    use = ngx_array_push(&mmcf->accounts);
+    if (use == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    use->mlcf = conf;
+    use->mscf = ngx_http_conf_get_module_srv_conf(cf, ngx_http_momo_module);
 
     return ngx_http_momo_derive(cf, conf);
 }
@@ -744,6 +779,103 @@ ngx_http_momo_derive(ngx_conf_t *cf, ngx_http_momo_loc_conf_t *conf)
 }
 
 
+/*
+ * The internal locations proxy_pass to $momo_leg_url: its host must be an
+ * address, the name of an upstream group (momo_upstreams.conf), or
+ * resolvable by a resolver of the location.  Otherwise every call would
+ * fail at run time with "no resolver defined": refuse it now.
+ */
+
+static ngx_int_t
+ngx_http_momo_check_routes(ngx_conf_t *cf, ngx_http_momo_main_conf_t *mmcf)
+{
+    ngx_str_t            *base;
+    ngx_uint_t            i, leg;
+    ngx_http_momo_use_t  *use;
+
+    use = mmcf->accounts.elts;
+
+    for (i = 0; i < mmcf->accounts.nelts; i++) {
+        base = &use[i].mlcf->acc[NGX_HTTP_MOMO_ACC_BASE_URL];
+
+        for (leg = 0; leg < NGX_HTTP_MOMO_LEG_MAX; leg++) {
+            if (use[i].mscf->leg_clcf[leg] == NULL) {
+                continue;
+            }
+
+            if (ngx_http_momo_routable(cf, base, use[i].mscf->leg_clcf[leg])
+                != NGX_OK)
+            {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "momo_base_url \"%V\" of the momo "
+                                   "handler at %s:%ui names a host that "
+                                   "is neither an upstream group nor "
+                                   "resolvable: add \"include "
+                                   "/etc/nginx/momo/momo_upstreams.conf;\" "
+                                   "to http{}, or a \"resolver\"",
+                                   base, use[i].mlcf->handler_file,
+                                   use[i].mlcf->handler_line);
+                return NGX_ERROR;
+            }
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_momo_routable(ngx_conf_t *cf, ngx_str_t *base,
+    ngx_http_core_loc_conf_t *clcf)
+{
+    ngx_url_t                       u;
+    ngx_uint_t                      i, tls;
+    ngx_http_upstream_srv_conf_t  **uscf;
+    ngx_http_upstream_main_conf_t  *umcf;
+
+    ngx_memzero(&u, sizeof(ngx_url_t));
+
+    tls = ((base->data[4] | 0x20) == 's');
+
+    u.url.data = base->data + (tls ? 8 : 7);
+    u.url.len = base->len - (u.url.data - base->data);
+    u.default_port = tls ? 443 : 80;
+    u.uri_part = 1;
+    u.no_resolve = 1;
+
+    if (ngx_parse_url(cf->pool, &u) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (u.host.len == 0
+        || u.host.data[0] == '['
+        || ngx_inet_addr(u.host.data, u.host.len) != INADDR_NONE)
+    {
+        return NGX_OK;          /* an address: no name to look up */
+    }
+
+    umcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_upstream_module);
+    uscf = umcf->upstreams.elts;
+
+    for (i = 0; i < umcf->upstreams.nelts; i++) {
+        if (uscf[i]->host.len == u.host.len
+            && ((uscf[i]->port == 0 && u.no_port)
+                || uscf[i]->port == u.port)
+            && ngx_strncasecmp(uscf[i]->host.data, u.host.data, u.host.len)
+               == 0)
+        {
+            return NGX_OK;
+        }
+    }
+
+    if (clcf->resolver && clcf->resolver->connections.nelts) {
+        return NGX_OK;
+    }
+
+    return NGX_DECLINED;
+}
+
+
 static ngx_str_t *
 ngx_http_momo_default_currency(ngx_str_t *environment)
 {
@@ -952,6 +1084,7 @@ ngx_http_momo_leg(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     mscf->legs[i] = clcf->name;
+    mscf->leg_clcf[i] = clcf;
 
     return NGX_CONF_OK;
 }

@@ -52,12 +52,14 @@ typedef enum {
 typedef struct {
     ngx_shm_zone_t             *shm_zone;
     ngx_uint_t                  handlers;
+    ngx_array_t                 accounts;       /* of ngx_http_momo_use_t */
     ngx_int_t                   var_index[16];
 } ngx_http_momo_main_conf_t;
 
 
 typedef struct {
     ngx_str_t                   legs[NGX_HTTP_MOMO_LEG_MAX];
+    ngx_http_core_loc_conf_t   *leg_clcf[NGX_HTTP_MOMO_LEG_MAX];
     ngx_uint_t                  handlers;       /* momo handlers in server */
 } ngx_http_momo_srv_conf_t;
 

@@ -354,6 +354,7 @@ GET /metrics
 --- http_config eval
 ::account_with('momo_api_user', 'dXNlci1pZC1mcm9tLXBvcnRhbA==')
 =~ s/momo_base_url \S+;/momo_base_url https:\/\/momoapi.momo.africa;/r
+. "    resolver 127.0.0.1;\n"
 --- config
     location = /api/payments/mtn-momo {
         momo_pay;
@@ -371,3 +372,36 @@ GET /api/payments/mtn-momo
 --- error_log
 [emerg]
 momo_api_user "dXNlci1pZC1mcm9tLXBvcnRhbA==" is not a UUID
+
+
+
+=== TEST 27: an MTN host that is neither an upstream group nor resolvable does not start
+Every call would fail at run time with "no resolver defined".
+--- http_config eval
+::account_with('momo_base_url', 'https://sandbox.momodeveloper.mtn.com')
+--- config
+    location = /api/payments/mtn-momo {
+        momo_pay;
+    }
+--- must_die
+--- error_log
+[emerg]
+momo_base_url "https://sandbox.momodeveloper.mtn.com" of the momo handler at
+"include /etc/nginx/momo/momo_upstreams.conf;" to http{}, or a "resolver"
+
+
+
+=== TEST 28: an upstream group named like the MTN host (momo_upstreams.conf) is enough
+--- http_config eval
+::account_with('momo_base_url', 'https://sandbox.momodeveloper.mtn.com')
+. "    upstream sandbox.momodeveloper.mtn.com {\n"
+. "        server 127.0.0.1:9;\n"
+. "        keepalive 4;\n"
+. "    }\n"
+--- config
+    location = /api/payments/mtn-momo {
+        momo_pay;
+    }
+--- request
+GET /api/payments/mtn-momo
+--- error_code: 405
