@@ -96,8 +96,6 @@ typedef struct {
     ngx_uint_t                  handler_line;
 } ngx_http_momo_loc_conf_t;
 
-#define ngx_http_momo_acc(mlcf, i)  (&(mlcf)->acc[i])
-
 
 /* the client's payment, as validated */
 
@@ -416,8 +414,6 @@ void ngx_http_momo_set_variables(ngx_http_request_t *r,
     ngx_http_momo_ctx_t *ctx);
 
 ngx_http_momo_ctx_t *ngx_http_momo_ctx_create(ngx_http_request_t *r);
-ngx_http_momo_counters_t *ngx_http_momo_request_counters(
-    ngx_http_request_t *r);
 
 
 #endif /* _NGX_HTTP_MOMO_MODULE_H_INCLUDED_ */
