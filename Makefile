@@ -23,7 +23,7 @@ EMU_PORT   ?= 8099
 DEBS := nginx nginx-dev libyajl-dev libssl-dev libcurl4-openssl-dev \
         gcc make curl python3 perl libtest-base-perl libtext-diff-perl \
         libtest-longstring-perl liblist-moreutils-perl libipc-run-perl \
-        liburi-perl libhttp-message-perl ca-certificates
+        liburi-perl libhttp-message-perl ca-certificates openssl
 
 MODULE_SRCS := config $(wildcard src/*.c src/*.h)
 
