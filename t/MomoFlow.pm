@@ -26,6 +26,7 @@ use strict;
 use warnings;
 
 use IO::Socket::INET;
+use t::MomoHttp;
 use IO::Select;
 use JSON::PP;
 use MIME::Base64 qw(encode_base64);
@@ -128,24 +129,12 @@ sub fixed_ref {
     return sprintf '%08x-0000-4000-8000-%012x', $n, $n;
 }
 
-# one request on its own connection (Connection: close); returns
-# (status, body)
+# one request on its own connection to any port: (status, body)
 sub http {
     my ($port, $method, $path, $headers, $body) = @_;
-    my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port,
-                                      Timeout => 10)
-        or die "connect to $port: $!\n";
-    $body //= '';
-    my $req = "$method $path HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n";
-    $req .= "$_: $headers->{$_}\r\n" for sort keys %{ $headers || {} };
-    $req .= "Content-Length: " . length($body) . "\r\n\r\n$body";
-    print $sock $req;
-    local $/;
-    my $res = <$sock> // '';
-    close $sock;
-    my ($status) = $res =~ m{^HTTP/1\.\d (\d+)};
-    $res =~ s/^.*?\r\n\r\n//s;
-    return ($status // 0, $res);
+    local $t::MomoHttp::Port = $port;
+    my $res = t::MomoHttp::request($method, $path, $body, %{ $headers || {} });
+    return ($res->{status}, $res->{body});
 }
 
 sub mtn_pay {

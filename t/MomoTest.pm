@@ -14,6 +14,7 @@ package t::MomoTest;
 
 use Test::Nginx::Socket -Base;
 use IO::Socket::INET;
+use t::MomoHttp;
 use Cwd qw(abs_path);
 use File::Basename qw(dirname);
 use POSIX qw(:sys_wait_h);
@@ -121,23 +122,12 @@ sub write_locations () {
 
 sub emu_request ($$$) {
     my ($method, $path, $body) = @_;
-
-    my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
-                                     PeerPort => $EmuPort, Timeout => 5)
-        or return undef;
-
-    $body //= '';
-    print $sock "$method $path HTTP/1.1\r\nHost: emu\r\nConnection: close\r\n"
-        . "Content-Type: application/json\r\n"
-        . "Content-Length: " . length($body) . "\r\n\r\n$body";
-
-    local $/;
-    my $res = <$sock>;
-    close $sock;
-
-    return undef unless defined $res;
-    $res =~ s/^.*?\r\n\r\n//s;
-    return $res;
+    local $t::MomoHttp::Port = $EmuPort;
+    my $res = eval {
+        t::MomoHttp::request($method, $path, $body,
+                             'Content-Type' => 'application/json')
+    };
+    return $res ? $res->{body} : undef;
 }
 
 sub emu_get ($) { emu_request('GET', $_[0], undef) }
