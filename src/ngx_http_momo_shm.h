@@ -1,0 +1,103 @@
+
+/*
+ * Copyright (C) The ngx_http_momo_module developers
+ *
+ * The layout of the momo shared zone, shared by the files that work
+ * under its lock: ngx_http_momo_shm.c (the zone, counters, leases),
+ * ngx_http_momo_shm_token.c (access tokens) and
+ * ngx_http_momo_shm_record.c (payment records).
+ */
+
+
+#ifndef _NGX_HTTP_MOMO_SHM_H_INCLUDED_
+#define _NGX_HTTP_MOMO_SHM_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_momo_module.h"
+
+
+#define NGX_HTTP_MOMO_SHM_MAGIC    0x6f6d6f6d    /* "momo" */
+#define NGX_HTTP_MOMO_SHM_VERSION  1
+
+#define NGX_HTTP_MOMO_TOKENS       16    /* accounts (key) per zone */
+#define NGX_HTTP_MOMO_BACKOFF      1000  /* ms after a failed refresh */
+#define NGX_HTTP_MOMO_EVICT        4     /* records freed per attempt */
+
+
+typedef struct {
+    time_t                      refresh_at;
+    time_t                      expires_at;
+    size_t                      len;            /* 0: no token */
+    u_char                      data[NGX_HTTP_MOMO_TOKEN_MAX];
+} ngx_http_momo_token_slot_t;
+
+
+typedef struct {
+    ngx_http_momo_token_slot_t  slot[2];
+    ngx_uint_t                  active;         /* the slot readers use */
+    ngx_uint_t                  gen;            /* bumped by each store */
+
+    ngx_pid_t                   lease_pid;      /* 0: nobody refreshes */
+    ngx_msec_t                  lease_until;
+    ngx_msec_t                  next_try;       /* when backoff is set */
+    ngx_uint_t                  backoff;
+
+    size_t                      key_len;
+    u_char                      key[NGX_HTTP_MOMO_KEY_MAX];
+} ngx_http_momo_token_t;
+
+
+typedef struct {
+    ngx_rbtree_node_t           node;           /* key: crc32 of the ref */
+    ngx_queue_t                 queue;          /* LRU, newest first */
+
+    ngx_msec_t                  query_until;
+    ngx_msec_t                  last_query;
+    ngx_msec_t                  notify_until;
+    ngx_pid_t                   query_pid;      /* 0: no query lease */
+    unsigned                    queried:1;      /* last_query is set */
+    unsigned                    notifying:1;    /* notify_until is set */
+
+    ngx_http_momo_record_t      rec;
+} ngx_http_momo_node_t;
+
+
+typedef struct {
+    ngx_uint_t                  magic;
+    ngx_uint_t                  version;
+    size_t                      layout;         /* sizes of the structs */
+
+    ngx_rbtree_t                rbtree;
+    ngx_rbtree_node_t           sentinel;
+    ngx_queue_t                 queue;
+
+    /* filled in order and never freed: the first NULL ends the table */
+    ngx_http_momo_token_t      *tokens[NGX_HTTP_MOMO_TOKENS];
+
+    ngx_http_momo_counters_t    counters;
+} ngx_http_momo_shctx_t;
+
+
+#define ngx_http_momo_shm_layout()                                           \
+    (sizeof(ngx_http_momo_shctx_t) * 1000003                                 \
+     + sizeof(ngx_http_momo_node_t) * 1009                                   \
+     + sizeof(ngx_http_momo_token_t))
+
+
+ngx_http_momo_shctx_t *ngx_http_momo_shm_ctx(ngx_shm_zone_t *zone,
+    ngx_slab_pool_t **shpool);
+void *ngx_http_momo_shm_alloc(ngx_http_momo_shctx_t *sh,
+    ngx_slab_pool_t *shpool, size_t size);
+ngx_uint_t ngx_http_momo_lease_live(ngx_pid_t pid, ngx_msec_t until,
+    ngx_msec_t now);
+ngx_uint_t ngx_http_momo_record_expire(ngx_http_momo_shctx_t *sh,
+    ngx_slab_pool_t *shpool);
+void ngx_http_momo_rbtree_insert_value(ngx_rbtree_node_t *temp,
+    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
+
+
+#endif /* _NGX_HTTP_MOMO_SHM_H_INCLUDED_ */
