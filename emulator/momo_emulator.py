@@ -4,8 +4,12 @@
 A local stand-in for https://sandbox.momodeveloper.mtn.com, faithful to
 /work/shared/momo-api.md: sandbox provisioning, the token endpoint, RequestToPay,
 status with the sandbox test numbers, callbacks, balance and account holder,
-plus a control API under /_emu/ for tests (request log, fault injection,
-token expiry, configuration, forced payment states, an application sink).
+and the Disbursement product with its own subscription key and API users
+(transfer, refund, balance, account holder; see "the Disbursement product"
+below).  Account holder 46733123455, and any id starting with 0, is
+inactive in both products.  Plus a control API under /_emu/ for tests
+(request log, fault injection, token expiry, configuration, forced payment
+states, an application sink).
 
 Python 3 standard library only.  Run:
 
@@ -36,6 +40,7 @@ import traceback
 import uuid
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from decimal import Decimal
 from urllib.parse import parse_qs, unquote, urlsplit
 
 
@@ -96,14 +101,16 @@ REASON_MESSAGES = {
     "PAYER_NOT_FOUND": "The payer was not found.",
 }
 
-# Sandbox test numbers (momo-api.md 6.2/6.3).
-FAILING_NUMBERS = {
-    "46733123450": "INTERNAL_PROCESSING_ERROR",
-    "46733123451": "APPROVAL_REJECTED",
-    "46733123452": "EXPIRED",
+# Sandbox test numbers (momo-api.md 6.2/6.3): number -> (rule, reason).
+# LATER: PENDING for pending_seconds, then SUCCESSFUL; PENDING/CREATED:
+# that status until forced; any other number: SUCCESSFUL.
+COLLECTION_NUMBERS = {
+    "46733123450": ("FAILED", "INTERNAL_PROCESSING_ERROR"),
+    "46733123451": ("FAILED", "APPROVAL_REJECTED"),
+    "46733123452": ("FAILED", "EXPIRED"),
+    "46733123453": ("LATER", None),
+    "46733123454": ("CREATED", None),
 }
-ONGOING_NUMBER = "46733123453"
-CREATED_NUMBER = "46733123454"
 NON_FINAL = ("PENDING", "CREATED")
 
 CONFIG_DEFAULTS = {
@@ -163,6 +170,8 @@ def check_config(update):
     for k, v in update.items():
         if k not in CONFIG_DEFAULTS:
             raise BadInput("unknown config key %r" % k)
+        if k in DISB_CONFIG_DEFAULTS:
+            v = check_disb_config(k, v)
         if k in ("pending_seconds", "final_delay_ms", "callback_delay_ms",
                  "callback_duplicate_delay_ms"):
             if not is_number(v) or v < 0:
@@ -252,6 +261,270 @@ def check_fault(f):
     return out
 
 
+# -- the Disbursement product, balances, account holders --------------------
+#
+# Disbursement has its own subscription key and API users (an API user
+# belongs to the product whose key created it; another product's key or
+# token gets the same 401s as a wrong key).  Transfers and refunds follow
+# momo-api.md: 202 then status by GET or callback, 409 on a reused
+# reference id.  Sandbox numbers for transfers and refunds are those of
+# Collections except as [OBS-CATI] observed on /disbursement/v1_0/transfer:
+# 46733123453 stays PENDING (until forced), 46733123454 is PENDING for
+# pending_seconds, then SUCCESSFUL.
+#
+# Balances: the collection account starts at collection_balance and grows
+# with every SUCCESSFUL payment; the disbursement account starts at
+# disbursement_balance and shrinks with every SUCCESSFUL transfer or
+# refund.  A transfer or refund larger than the disbursement account less
+# what is not FAILED yet ends FAILED NOT_ENOUGH_FUNDS.
+#
+# A refund is refused (guessed: momo-api.md records nothing) when its
+# referenceIdToRefund is no payment (TRANSACTION_NOT_FOUND), or a payment
+# that is not SUCCESSFUL, in another currency, or whose refunds not FAILED
+# would exceed its amount (NOT_ALLOWED): by default, like every doomed POST
+# at MTN [OBS-CATI], 202 then FAILED with that reason; with config
+# refund_refusal "sync", at once: 404 RESOURCE_NOT_FOUND or 500 NOT_ALLOWED.
+#
+# Account holders (both products): inactive ({"result": false}) for
+# 46733123455 and for ids starting with 0; active for anything else.
+
+DEFAULT_DISB_API_USER = "3d7b9e15-6a2c-4f48-8b90-c1e5a7d3f260"
+DEFAULT_DISB_API_KEY = "9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b"
+DEFAULT_DISB_SUBSCRIPTION_KEY = "f0e1d2c3b4a5968778695a4b3c2d1e0f"
+
+DISBURSEMENT_NUMBERS = dict(COLLECTION_NUMBERS, **{
+    "46733123453": ("PENDING", None),
+    "46733123454": ("LATER", None),
+})
+INACTIVE_NUMBER = "46733123455"
+
+NOT_ALLOWED_BODY = {"message": "Authorization failed. The refund is not "
+                               "allowed for this transaction.",
+                    "code": "NOT_ALLOWED"}
+
+DISB_CONFIG_DEFAULTS = {
+    "collection_balance": "1000",
+    "disbursement_balance": "1000000",
+    "refund_refusal": "failed",
+}
+CONFIG_DEFAULTS.update(DISB_CONFIG_DEFAULTS)
+
+
+def check_disb_config(k, v):
+    if k == "refund_refusal":
+        if v not in ("failed", "sync"):
+            raise BadInput('refund_refusal must be "failed" or "sync"')
+        return v
+    if not isinstance(v, str) or not AMOUNT_RE.match(v):
+        raise BadInput("%s must be a string holding a number >= 0" % k)
+    return v
+
+
+def money_str(d):
+    """A balance as MTN writes amounts: "1000", "999.5"."""
+    s = format(d.quantize(Decimal("0.01")), "f")
+    return s[:-3] if s.endswith(".00") else s.rstrip("0")
+
+
+def holder_active(ident):
+    return not ident.startswith("0") and ident != INACTIVE_NUMBER
+
+
+class DisbursementState:
+    """State's share of the Disbursement product; called with the lock."""
+
+    def disb_init(self, opts):
+        self.product_keys = {
+            "collection": self.subscription_keys,
+            "disbursement": set(opts.disbursement_subscription_key or
+                                [DEFAULT_DISB_SUBSCRIPTION_KEY]),
+            "remittance": set(),
+        }
+
+    def disb_reset(self):
+        self.transfers = {}
+        self.refunds = {}
+        self.users[self.opts.disbursement_api_user.lower()] = {
+            "id": self.opts.disbursement_api_user,
+            "apiKey": self.opts.disbursement_api_key,
+            "providerCallbackHost": self.opts.callback_host,
+            "product": "disbursement",
+        }
+
+    def table(self, kind):
+        return {"payment": self.payments, "transfer": self.transfers,
+                "refund": self.refunds}[kind]
+
+    def key_product(self, key):
+        if key is not None:
+            for product, keys in self.product_keys.items():
+                if key.strip() in keys:
+                    return product
+        return None
+
+    def product_user(self, uid, product):
+        u = self.users.get(uid.lower())
+        return u if u is not None and u.get("product") == product else None
+
+    def request_product(self, path, headers):
+        r = re.match(r"/(collection|disbursement|remittance)/", path)
+        if r:
+            return r.group(1)
+        if path.startswith("/v1_0/apiuser"):
+            for k, v in headers.items():
+                if k.lower() == "ocp-apim-subscription-key":
+                    return self.key_product(v)
+        return None
+
+    def control_row(self, p):
+        row = dict(self.status_of(p), referenceId=p["ref"],
+                   callbackUrl=p["callback_url"])
+        if "referenceIdToRefund" in p:
+            row["referenceIdToRefund"] = p["referenceIdToRefund"]
+        return row
+
+    def _amounts(self, table, keep):
+        now = time.monotonic()
+        return sum((Decimal(p["amount"]) for p in table.values()
+                    if keep(self.status_of(p, now)["status"])), Decimal(0))
+
+    def balance(self, product):
+        if product == "collection":
+            return money_str(Decimal(self.config["collection_balance"]) +
+                             self._amounts(self.payments,
+                                           lambda s: s == "SUCCESSFUL"))
+        spent = sum((self._amounts(t, lambda s: s == "SUCCESSFUL")
+                     for t in (self.transfers, self.refunds)), Decimal(0))
+        return money_str(Decimal(self.config["disbursement_balance"]) - spent)
+
+    def _funded(self, amount, outcome):
+        """outcome, or FAILED NOT_ENOUGH_FUNDS when the account cannot
+        pay amount besides everything not FAILED yet."""
+        committed = sum((self._amounts(t, lambda s: s != "FAILED")
+                         for t in (self.transfers, self.refunds)), Decimal(0))
+        available = Decimal(self.config["disbursement_balance"]) - committed
+        if outcome[1] != "SUCCESSFUL" or Decimal(amount) <= available:
+            return outcome
+        return self._failed("NOT_ENOUGH_FUNDS")
+
+    def _failed(self, reason):
+        return ("PENDING", "FAILED", reason,
+                time.monotonic() + self.config["final_delay_ms"] / 1000.0)
+
+    def create_transfer(self, ref, user, body, callback_url):
+        """Returns False when ref is already taken."""
+        with self.lock:
+            if ref.lower() in self.transfers:
+                return False
+            outcome = self._funded(body["amount"], self.number_outcome(
+                body["payee"], DISBURSEMENT_NUMBERS))
+            self.add_record(self.transfers, "transfer", ref, user, body,
+                            body["payee"], callback_url, outcome)
+        return True
+
+    def refund_refusal(self, body):
+        """None when the payment may be refunded by this much, else the
+        reason code."""
+        pay = self.payments.get(body["referenceIdToRefund"].lower())
+        if pay is None:
+            return "TRANSACTION_NOT_FOUND"
+        if self.status_of(pay)["status"] != "SUCCESSFUL" or \
+                body["currency"] != pay["currency"]:
+            return "NOT_ALLOWED"
+        key = pay["ref"].lower()
+        refunded = self._amounts(
+            {k: r for k, r in self.refunds.items()
+             if r["referenceIdToRefund"].lower() == key},
+            lambda s: s != "FAILED")
+        if refunded + Decimal(body["amount"]) > Decimal(pay["amount"]):
+            return "NOT_ALLOWED"
+        return None
+
+    def create_refund(self, ref, user, body, callback_url):
+        """None when accepted, "DUPLICATE" when ref is taken, or the
+        reason code of a refusal to answer at once."""
+        with self.lock:
+            if ref.lower() in self.refunds:
+                return "DUPLICATE"
+            refusal = self.refund_refusal(body)
+            if refusal is not None and \
+                    self.config["refund_refusal"] == "sync":
+                return refusal
+            pay = self.payments.get(body["referenceIdToRefund"].lower())
+            party = pay["payer"] if pay is not None else None
+            if refusal is not None:
+                outcome = self._failed(refusal)
+            else:
+                outcome = self._funded(body["amount"], self.number_outcome(
+                    party, DISBURSEMENT_NUMBERS))
+            p = self.add_record(self.refunds, "refund", ref, user, body,
+                                party, callback_url, outcome)
+            p["referenceIdToRefund"] = body["referenceIdToRefund"]
+        return None
+
+
+class DisbursementHandler:
+    """Handler's share of the Disbursement product and its control calls."""
+
+    def disb_route(self, path, m):
+        """True when path is a Disbursement operation (then answered)."""
+        r = re.fullmatch(r"/disbursement/(?:v1_0/(transfer)|v[12]_0/(refund))"
+                         r"(?:/([^/]+))?", path)
+        if r is None:
+            return False
+        kind, ref = r.group(1) or r.group(2), r.group(3)
+        if ref is None and m == "POST":
+            (self.h_transfer if kind == "transfer" else self.h_refund)()
+            return True
+        if ref is not None and m == "GET":
+            self.h_disb_status(kind, unquote(ref))
+            return True
+        return False
+
+    def h_transfer(self):
+        return self.h_create("disbursement", "payee", STATE.create_transfer)
+
+    def h_refund(self):
+        got = self.money_request("disbursement", None)
+        if got is None:
+            return
+        user, ref, doc, cb_url = got
+        rid = doc.get("referenceIdToRefund")
+        if not isinstance(rid, str) or not UUID4_RE.match(rid):
+            return self.bad_request("referenceIdToRefund must be the "
+                                    "X-Reference-Id (UUID version 4) of a "
+                                    "request to pay")
+        refused = STATE.create_refund(ref, user, doc, cb_url)
+        if refused == "DUPLICATE":
+            return self.send_json(409, DUPLICATE_BODY)
+        if refused == "TRANSACTION_NOT_FOUND":
+            return self.send_json(404, NOT_FOUND_BODY)
+        if refused is not None:
+            return self.send_json(500, NOT_ALLOWED_BODY)
+        return self.send(202)
+
+    def h_disb_status(self, kind, ref):
+        if self.check_bearer("disbursement") is None:
+            return
+        with STATE.lock:
+            p = STATE.table(kind).get(ref.lower())
+            st = STATE.status_of(p) if p is not None else None
+        if st is None:
+            return self.send_json(404, NOT_FOUND_BODY)
+        return self.send_json(200, st)
+
+    def disb_control(self, path, m):
+        if path == "/_emu/balances" and m == "GET":
+            with STATE.lock:
+                out = {"collection": STATE.balance("collection"),
+                       "disbursement": STATE.balance("disbursement"),
+                       "currency": STATE.config["currency"]}
+            self.send_json(200, out, "application/json")
+            return True
+        return False
+
+
+
 class Scheduler:
     """One timer thread and a few daemon workers for callback deliveries."""
 
@@ -292,7 +565,7 @@ class Scheduler:
                 traceback.print_exc(file=sys.stderr)
 
 
-class State:
+class State(DisbursementState):
     """Everything the emulator remembers; every access under self.lock."""
 
     def __init__(self, opts):
@@ -307,6 +580,7 @@ class State:
             self.base_config["token_ttl"] = opts.token_ttl
         self.subscription_keys = set(opts.subscription_key or
                                      [DEFAULT_SUBSCRIPTION_KEY])
+        self.disb_init(opts)
         self.reset()
 
     def reset(self):
@@ -317,6 +591,7 @@ class State:
                 "id": self.opts.api_user,
                 "apiKey": self.opts.api_key,
                 "providerCallbackHost": self.opts.callback_host,
+                "product": "collection",
             }}
             self.tokens = {}
             self.payments = {}
@@ -326,6 +601,7 @@ class State:
             self.cb_seq = 0
             self.faults = []
             self.fault_seq = 0
+            self.disb_reset()
 
     # -- request log and faults -------------------------------------------
 
@@ -335,7 +611,8 @@ class State:
             self.requests.append({
                 "seq": self.req_seq, "time": time.time(), "method": method,
                 "path": path, "headers": headers,
-                "body": body.decode("utf-8", "replace")})
+                "body": body.decode("utf-8", "replace"),
+                "product": self.request_product(path, headers)})
             limit = self.opts.log_limit
             if limit and len(self.requests) > limit:
                 del self.requests[:len(self.requests) - limit]
@@ -411,7 +688,8 @@ class State:
         d["externalId"] = p["externalId"]
         d["amount"] = p["amount"]
         d["currency"] = p["currency"]
-        d["payer"] = p["payer"]
+        if p["payer"] is not None:
+            d[p.get("party_key", "payer")] = p["payer"]
         d["payerMessage"] = p["payerMessage"]
         d["payeeNote"] = p["payeeNote"]
         d["status"] = status
@@ -425,53 +703,70 @@ class State:
 
     def create_payment(self, ref, user, body, callback_url):
         """Returns False when ref is already taken."""
-        now = time.monotonic()
         with self.lock:
-            key = ref.lower()
-            if key in self.payments:
+            if ref.lower() in self.payments:
                 return False
-            cfg = self.config
-            party = body["payer"]["partyId"]
-            msisdn = body["payer"]["partyIdType"] == "MSISDN"
-            pending_status, final_status, reason = "PENDING", "SUCCESSFUL", None
-            final_at = now + cfg["final_delay_ms"] / 1000.0
-            if msisdn and party in FAILING_NUMBERS:
-                final_status, reason = "FAILED", FAILING_NUMBERS[party]
-            elif msisdn and party == ONGOING_NUMBER:
-                final_at = now + cfg["pending_seconds"]
-            elif msisdn and party == CREATED_NUMBER:
-                pending_status, final_at = "CREATED", math.inf
-            p = {
-                "ref": ref, "user": user, "created": now,
-                "created_time": time.time(),
-                "externalId": body["externalId"], "amount": body["amount"],
-                "currency": body["currency"],
-                "payer": {"partyIdType": body["payer"]["partyIdType"],
-                          "partyId": party},
-                "payerMessage": body["payerMessage"],
-                "payeeNote": body["payeeNote"],
-                "pending_status": pending_status,
-                "final_status": final_status, "final_reason": reason,
-                "final_at": final_at,
-                "fin_id": (str(secrets.randbelow(9 * 10 ** 9) + 10 ** 9)
-                           if final_status == "SUCCESSFUL" else None),
-                "forced": None, "callback_url": callback_url,
-                "cb_token": 0, "cb_done": False,
-            }
-            self.payments[key] = p
-            if callback_url and final_at != math.inf:
-                self._schedule_callback(p, final_at)
+            party = body["payer"]
+            outcome = self.number_outcome(party, COLLECTION_NUMBERS)
+            self.add_record(self.payments, "payment", ref, user, body,
+                            party, callback_url, outcome)
         return True
+
+    def number_outcome(self, party, numbers):
+        """(pending status, final status, reason, final_at) of a new
+        operation with this party, by the sandbox test numbers."""
+        now = time.monotonic()
+        final_at = now + self.config["final_delay_ms"] / 1000.0
+        pid = party["partyId"] if party["partyIdType"] == "MSISDN" else None
+        rule = numbers.get(pid) or ("SUCCESSFUL", None)
+        if rule[0] == "FAILED":
+            return "PENDING", "FAILED", rule[1], final_at
+        if rule[0] == "LATER":
+            return "PENDING", "SUCCESSFUL", None, \
+                now + self.config["pending_seconds"]
+        if rule[0] in NON_FINAL:
+            return rule[0], "SUCCESSFUL", None, math.inf
+        return "PENDING", "SUCCESSFUL", None, final_at
+
+    def add_record(self, table, kind, ref, user, body, party, callback_url,
+                   outcome):
+        """A payment, transfer or refund as status_of and callbacks see
+        it; call with self.lock held."""
+        pending_status, final_status, reason, final_at = outcome
+        p = {
+            "ref": ref, "kind": kind, "user": user,
+            "created": time.monotonic(), "created_time": time.time(),
+            "externalId": body["externalId"], "amount": body["amount"],
+            "currency": body["currency"],
+            "payer": (None if party is None else
+                      {"partyIdType": party["partyIdType"],
+                       "partyId": party["partyId"]}),
+            "party_key": "payer" if kind == "payment" else "payee",
+            "payerMessage": body["payerMessage"],
+            "payeeNote": body["payeeNote"],
+            "pending_status": pending_status,
+            "final_status": final_status, "final_reason": reason,
+            "final_at": final_at,
+            "fin_id": (str(secrets.randbelow(9 * 10 ** 9) + 10 ** 9)
+                       if final_status == "SUCCESSFUL" else None),
+            "forced": None, "callback_url": callback_url,
+            "cb_token": 0, "cb_done": False,
+        }
+        table[ref.lower()] = p
+        if callback_url and final_at != math.inf:
+            self._schedule_callback(p, final_at)
+        return p
 
     def _schedule_callback(self, p, final_at):
         p["cb_token"] += 1
         when = final_at + self.config["callback_delay_ms"] / 1000.0
-        self.sched.at(when, self._fire_callback, p["ref"].lower(),
-                      p["cb_token"], self.epoch)
+        self.sched.at(when, self._fire_callback, p, p["cb_token"],
+                      self.epoch)
 
-    def force_status(self, ref, status, reason, fin, callback):
+    def force_status(self, ref, status, reason, fin, callback,
+                     kind="payment"):
         with self.lock:
-            p = self.payments.get(ref.lower())
+            p = self.table(kind).get(ref.lower())
             if p is None:
                 return None
             if status == "FAILED" and reason is None:
@@ -492,12 +787,11 @@ class State:
 
     # -- callbacks --------------------------------------------------------
 
-    def _fire_callback(self, key, cb_token, epoch):
+    def _fire_callback(self, p, cb_token, epoch):
         with self.lock:
             if epoch != self.epoch:
                 return
-            p = self.payments.get(key)
-            if p is None or p["cb_token"] != cb_token:
+            if p["cb_token"] != cb_token:
                 return
             st = self.status_of(p)
             if st["status"] in NON_FINAL:
@@ -574,7 +868,7 @@ class State:
 STATE = None
 
 
-class Handler(BaseHTTPRequestHandler):
+class Handler(DisbursementHandler, BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     default_request_version = "HTTP/1.0"    # error pages get a status line
     server_version = "momo-emulator"
@@ -800,27 +1094,32 @@ class Handler(BaseHTTPRequestHandler):
         r = re.fullmatch(r"/collection/v1_0/requesttopay/([^/]+)", path)
         if r and m == "GET":
             return self.h_status(unquote(r.group(1)))
-        r = re.fullmatch(r"/collection/v1_0/account/balance(?:/([^/]+))?",
-                         path)
+        r = re.fullmatch(r"/(collection|disbursement)/v1_0/account/balance"
+                         r"(?:/([^/]+))?", path)
         if r and m == "GET":
-            return self.h_balance(r.group(1))
-        r = re.fullmatch(r"/collection/v1_0/accountholder/([^/]+)/([^/]+)/"
-                         r"(active|basicuserinfo)", path)
+            return self.h_balance(r.group(1), r.group(2))
+        r = re.fullmatch(r"/(collection|disbursement)/v1_0/accountholder/"
+                         r"([^/]+)/([^/]+)/(active|basicuserinfo)", path)
         if r and m == "GET":
-            return self.h_accountholder(unquote(r.group(1)),
-                                        unquote(r.group(2)), r.group(3))
+            return self.h_accountholder(r.group(1), unquote(r.group(2)),
+                                        unquote(r.group(3)), r.group(4))
+        if self.disb_route(path, m):
+            return None
         return self.send(404, APIM_404_BODY, "application/json")
 
-    def check_subscription(self):
+    def check_subscription(self, product=None):
+        """The product whose subscription key the request carries (any
+        product's when product is None), or None when answered 401."""
         key = self.headers.get("Ocp-Apim-Subscription-Key")
-        if key is None or key.strip() not in STATE.subscription_keys:
+        owner = STATE.key_product(key)
+        if owner is None or product not in (None, owner):
             self.send(401, APIM_401_BODY, "application/json")
-            return False
-        return True
+            return None
+        return owner
 
     def check_bearer(self, product):
         """Subscription key, Bearer token, X-Target-Environment."""
-        if not self.check_subscription():
+        if not self.check_subscription(product):
             return None
         auth = (self.headers.get("Authorization") or "").strip().split(None, 1)
         user = None
@@ -841,7 +1140,8 @@ class Handler(BaseHTTPRequestHandler):
         return user
 
     def h_apiuser_create(self):
-        if not self.check_subscription():
+        product = self.check_subscription()
+        if not product:
             return
         ref = (self.headers.get("X-Reference-Id") or "").strip()
         if not UUID4_RE.match(ref):
@@ -858,25 +1158,28 @@ class Handler(BaseHTTPRequestHandler):
             if ref.lower() in STATE.users:
                 return self.send_json(409, DUPLICATE_BODY)
             STATE.users[ref.lower()] = {"id": ref, "apiKey": None,
-                                        "providerCallbackHost": host.strip()}
+                                        "providerCallbackHost": host.strip(),
+                                        "product": product}
         return self.send(201)
 
     def h_apikey(self, uid):
-        if not self.check_subscription():
+        product = self.check_subscription()
+        if not product:
             return
         key = secrets.token_hex(16)
         with STATE.lock:
-            u = STATE.users.get(uid.lower())
+            u = STATE.product_user(uid, product)
             if u is None:
                 return self.send_json(404, NOT_FOUND_BODY)
             u["apiKey"] = key
         return self.send_json(201, {"apiKey": key})
 
     def h_apiuser_get(self, uid):
-        if not self.check_subscription():
+        product = self.check_subscription()
+        if not product:
             return
         with STATE.lock:
-            u = STATE.users.get(uid.lower())
+            u = STATE.product_user(uid, product)
             if u is None:
                 return self.send_json(404, NOT_FOUND_BODY)
             out = {"providerCallbackHost": u["providerCallbackHost"],
@@ -888,7 +1191,7 @@ class Handler(BaseHTTPRequestHandler):
                          {"Cache-Control": "no-store", "Pragma": "no-cache"})
 
     def h_token(self, product):
-        if not self.check_subscription():
+        if not self.check_subscription(product):
             return
         if self.body:
             return self.bad_request("Body is not supported on this API")
@@ -901,7 +1204,7 @@ class Handler(BaseHTTPRequestHandler):
         except (ValueError, binascii.Error, UnicodeDecodeError):
             return self.login_failed()
         with STATE.lock:
-            u = STATE.users.get(uid.lower())
+            u = STATE.product_user(uid, product)
             ok = u is not None and u["apiKey"] is not None and \
                 secrets.compare_digest(u["apiKey"].encode("utf-8"),
                                        key.encode("utf-8"))
@@ -917,9 +1220,25 @@ class Handler(BaseHTTPRequestHandler):
                                     "expires_in": ttl})
 
     def h_requesttopay(self):
-        user = self.check_bearer("collection")
-        if user is None:
+        return self.h_create("collection", "payer", STATE.create_payment)
+
+    def h_create(self, product, party_field, create):
+        """A requesttopay or transfer: 202, or 409 for a reused id."""
+        got = self.money_request(product, party_field)
+        if got is None:
             return
+        user, ref, doc, cb_url = got
+        if not create(ref, user, doc, cb_url):
+            return self.send_json(409, DUPLICATE_BODY)
+        return self.send(202)
+
+    def money_request(self, product, party_field):
+        """Checks a requesttopay, transfer or refund POST as MTN does:
+        returns (user, ref, body, callback URL), or None when answered.
+        party_field: "payer", "payee", or None (a refund has none)."""
+        user = self.check_bearer(product)
+        if user is None:
+            return None
         ref = (self.headers.get("X-Reference-Id") or "").strip()
         if not UUID4_RE.match(ref):
             return self.bad_request("X-Reference-Id must be a UUID version 4")
@@ -957,16 +1276,8 @@ class Handler(BaseHTTPRequestHandler):
                 return self.bad_request("%s must be a string" % f)
         if not doc["currency"]:
             return self.bad_request("currency must not be empty")
-        payer = doc.get("payer")
-        if not isinstance(payer, dict):
-            return self.bad_request("payer must be an object")
-        pt, pid = payer.get("partyIdType"), payer.get("partyId")
-        if pt not in ("MSISDN", "EMAIL", "PARTY_CODE"):
-            return self.bad_request("payer.partyIdType must be MSISDN, EMAIL "
-                                    "or PARTY_CODE")
-        if not isinstance(pid, str) or not pid or \
-                (pt == "MSISDN" and not DIGITS_RE.match(pid)):
-            return self.bad_request("payer.partyId is not valid")
+        if party_field is not None and not self.party_ok(doc, party_field):
+            return None
         for f in ("payerMessage", "payeeNote"):
             if not isinstance(doc.get(f), str):
                 return self.bad_request("%s must be a string" % f)
@@ -987,9 +1298,23 @@ class Handler(BaseHTTPRequestHandler):
             return self.send_json(500, INVALID_CURRENCY_BODY)
         if cb_url is not None and cb_host.lower() != allowed.lower():
             return self.send_json(500, INVALID_CALLBACK_BODY)
-        if not STATE.create_payment(ref, user, doc, cb_url):
-            return self.send_json(409, DUPLICATE_BODY)
-        return self.send(202)
+        return user, ref, doc, cb_url
+
+    def party_ok(self, doc, field):
+        party = doc.get(field)
+        if not isinstance(party, dict):
+            self.bad_request("%s must be an object" % field)
+            return False
+        pt, pid = party.get("partyIdType"), party.get("partyId")
+        if pt not in ("MSISDN", "EMAIL", "PARTY_CODE"):
+            self.bad_request("%s.partyIdType must be MSISDN, EMAIL or "
+                             "PARTY_CODE" % field)
+            return False
+        if not isinstance(pid, str) or not pid or \
+                (pt == "MSISDN" and not DIGITS_RE.match(pid)):
+            self.bad_request("%s.partyId is not valid" % field)
+            return False
+        return True
 
     def h_status(self, ref):
         if self.check_bearer("collection") is None:
@@ -1001,24 +1326,25 @@ class Handler(BaseHTTPRequestHandler):
             return self.send_json(404, NOT_FOUND_BODY)
         return self.send_json(200, st)
 
-    def h_balance(self, currency):
-        if self.check_bearer("collection") is None:
+    def h_balance(self, product, currency):
+        if self.check_bearer(product) is None:
             return
         with STATE.lock:
             cur = STATE.config["currency"]
+            balance = STATE.balance(product)
         if currency is not None and unquote(currency) != cur:
             return self.send_json(500, INVALID_CURRENCY_BODY)
-        return self.send_json(200, {"availableBalance": "1000",
+        return self.send_json(200, {"availableBalance": balance,
                                     "currency": cur})
 
-    def h_accountholder(self, idtype, ident, what):
-        if self.check_bearer("collection") is None:
+    def h_accountholder(self, product, idtype, ident, what):
+        if self.check_bearer(product) is None:
             return
         if idtype not in ("msisdn", "email", "party_code"):
             return self.bad_request("accountHolderIdType must be msisdn, "
                                     "email or party_code (lowercase)")
         if what == "active":
-            return self.send_json(200, {"result": not ident.startswith("0")})
+            return self.send_json(200, {"result": holder_active(ident)})
         if idtype != "msisdn":
             return self.send(404, APIM_404_BODY, "application/json")
         if not DIGITS_RE.match(ident):
@@ -1050,6 +1376,7 @@ class Handler(BaseHTTPRequestHandler):
         q = parse_qs(self.query, keep_blank_values=True)
         qpath = q.get("path", [""])[0]
         qmethod = q.get("method", [""])[0].upper()
+        qproduct = q.get("product", [""])[0]
         ok = {"ok": True}
         J = "application/json"
 
@@ -1062,7 +1389,8 @@ class Handler(BaseHTTPRequestHandler):
             with STATE.lock:
                 rows = [r for r in STATE.requests
                         if r["path"].startswith(qpath) and
-                        (not qmethod or r["method"].upper() == qmethod)]
+                        (not qmethod or r["method"].upper() == qmethod) and
+                        (not qproduct or r["product"] == qproduct)]
             if path == "/_emu/count":
                 return self.send(200, str(len(rows)), "text/plain")
             return self.send_json(200, rows, J)
@@ -1099,8 +1427,10 @@ class Handler(BaseHTTPRequestHandler):
                                             "id": ids[-1] if ids else None}, J)
         if path == "/_emu/expire-tokens" and m == "POST":
             with STATE.lock:
-                n = len(STATE.tokens)
-                STATE.tokens = {}
+                keep = {t: v for t, v in STATE.tokens.items()
+                        if qproduct and v["product"] != qproduct}
+                n = len(STATE.tokens) - len(keep)
+                STATE.tokens = keep
             return self.send_json(200, {"ok": True, "expired": n}, J)
         if path == "/_emu/config":
             if m == "POST":
@@ -1113,16 +1443,17 @@ class Handler(BaseHTTPRequestHandler):
                 with STATE.lock:
                     cfg = dict(STATE.config)
                 return self.send_json(200, cfg, J)
-        if path == "/_emu/payments" and m == "GET":
+        r = re.fullmatch(r"/_emu/(payment|transfer|refund)s", path)
+        if r and m == "GET":
             with STATE.lock:
-                rows = [dict(STATE.status_of(p), referenceId=p["ref"],
-                             callbackUrl=p["callback_url"])
-                        for p in STATE.payments.values()]
+                rows = [STATE.control_row(p)
+                        for p in STATE.table(r.group(1)).values()]
             return self.send_json(200, rows, J)
-        r = re.fullmatch(r"/_emu/payments/([^/]+)(/status)?", path)
+        r = re.fullmatch(r"/_emu/(payment|transfer|refund)s/([^/]+)"
+                         r"(/status)?", path)
         if r:
-            ref = unquote(r.group(1))
-            if r.group(2) and m == "POST":
+            kind, ref = r.group(1), unquote(r.group(2))
+            if r.group(3) and m == "POST":
                 doc = self.control_json()
                 if not isinstance(doc, dict) or \
                         not isinstance(doc.get("status"), str) or \
@@ -1138,18 +1469,21 @@ class Handler(BaseHTTPRequestHandler):
                 cb = doc.get("callback")
                 if cb is not None and not isinstance(cb, bool):
                     raise BadInput("callback must be true or false")
-                st = STATE.force_status(ref, doc["status"], reason, fin, cb)
-            elif not r.group(2) and m == "GET":
+                st = STATE.force_status(ref, doc["status"], reason, fin, cb,
+                                        kind)
+            elif not r.group(3) and m == "GET":
                 with STATE.lock:
-                    p = STATE.payments.get(ref.lower())
+                    p = STATE.table(kind).get(ref.lower())
                     st = STATE.status_of(p) if p is not None else None
             else:
                 st = False
             if st is None:
                 return self.send_json(404, {"ok": False,
-                                            "error": "unknown payment"}, J)
+                                            "error": "unknown " + kind}, J)
             if st is not False:
                 return self.send_json(200, st, J)
+        if self.disb_control(path, m):
+            return None
         return self.send_json(404, {"ok": False,
                                     "error": "unknown control endpoint"}, J)
 
@@ -1188,6 +1522,11 @@ def main(argv=None):
     ap.add_argument("--subscription-key", action="append",
                     help="accepted Ocp-Apim-Subscription-Key (repeatable; "
                          "replaces the default)")
+    ap.add_argument("--disbursement-api-user", default=DEFAULT_DISB_API_USER)
+    ap.add_argument("--disbursement-api-key", default=DEFAULT_DISB_API_KEY)
+    ap.add_argument("--disbursement-subscription-key", action="append",
+                    help="accepted Disbursement Ocp-Apim-Subscription-Key "
+                         "(repeatable; replaces the default)")
     ap.add_argument("--callback-host", default=DEFAULT_CALLBACK_HOST,
                     help="providerCallbackHost of the preseeded API user")
     ap.add_argument("--pending-seconds", type=float, default=None)

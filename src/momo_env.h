@@ -42,7 +42,10 @@ typedef struct {
 int momo_env_next(const unsigned char **pos, const unsigned char *end,
     momo_env_pair_t *pair, unsigned *line, const char **err);
 
-/* 1 when key is one of the six MTN_MOMO_* keys */
+/*
+ * 1 when key is one of the MTN_MOMO_* keys: the six of Collections and
+ * MTN_MOMO_DISBURSEMENT_{API_USER_ID,API_KEY,SUBSCRIPTION_KEY}
+ */
 int momo_env_known_key(const unsigned char *key, size_t len);
 
 

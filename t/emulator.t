@@ -27,6 +27,9 @@ EMU = os.path.join(HERE, "..", "emulator", "momo_emulator.py")
 API_USER = "6f1c3a52-8d4e-4b7a-9c21-3e5f7a9b0d14"
 API_KEY = "2f9d8c7b6a5e4d3c2b1a0f9e8d7c6b5a"
 SUB_KEY = "a1b2c3d4e5f60718293a4b5c6d7e8f90"
+D_USER = "3d7b9e15-6a2c-4f48-8b90-c1e5a7d3f260"
+D_KEY = "9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b"
+D_SUB = "f0e1d2c3b4a5968778695a4b3c2d1e0f"
 HOST = "127.0.0.1"
 PORT = None
 
@@ -117,6 +120,14 @@ def token_call(headers=None, product="collection", body=None):
     h.update(headers or {})
     h = {k: v for k, v in h.items() if v is not None}
     return req("POST", "/%s/token/" % product, h, body)
+
+
+def apim_401(answer, name):
+    st, h, data = answer
+    b = jbody(data) or {}
+    ok(st == 401 and b.get("statusCode") == 401 and
+       b.get("message", "").startswith("Access denied due to invalid "
+                                       "subscription key"), name, (st, data))
 
 
 def token():
@@ -229,6 +240,7 @@ def main():
     try:
         run(CB)
         run_provisioning()
+        run_disbursement(CB)
         run_robustness()
         run_cli_options()
     except Exception:
@@ -283,13 +295,8 @@ def run(CB):
     st, h, data = token_call({"X-Target-Environment": "mtncameroon"})
     is_((st, data), (500, b'{"error":"login_failed"}'),
         "token: other X-Target-Environment -> 500 login_failed")
-    st, h, data = token_call({"Ocp-Apim-Subscription-Key": "nope"})
-    b = jbody(data) or {}
-    ok(st == 401 and b.get("statusCode") == 401 and
-       b.get("message", "").startswith("Access denied due to invalid "
-                                       "subscription key"),
-       "token: bad subscription key -> 401 APIM body with statusCode",
-       (st, data))
+    apim_401(token_call({"Ocp-Apim-Subscription-Key": "nope"}),
+             "token: bad subscription key -> 401 APIM body with statusCode")
     st, h, data = token_call({"Ocp-Apim-Subscription-Key": None})
     is_((st, (jbody(data) or {}).get("statusCode")), (401, 401),
         "token: missing subscription key -> 401 APIM")
@@ -309,8 +316,12 @@ def run(CB):
                "0\r\n\r\n" % (auth, SUB_KEY)).encode())
     ok(out.startswith(b"HTTP/1.1 411 ") and b"<HTML>" in out,
        "token: chunked -> 411 HTML", out[:300])
-    st, h, data = token_call(product="disbursement")
-    is_(st, 200, "token: /disbursement/token/ works too")
+    apim_401(token_call(product="disbursement"),
+             "token: Collections key on /disbursement/token/ -> 401 APIM")
+    st, h, data = token_call({"Authorization": basic(D_USER, D_KEY),
+                              "Ocp-Apim-Subscription-Key": D_SUB},
+                             product="disbursement")
+    is_(st, 200, "token: /disbursement/token/ with Disbursement credentials")
     dtok = jbody(data)["access_token"]
     st, h, data = req("POST", "/collection/token", {
         "Authorization": basic(), "Ocp-Apim-Subscription-Key": SUB_KEY})
@@ -468,8 +479,11 @@ def run(CB):
     # ---- other endpoints -------------------------------------------------
     st, h, data = req("GET", "/collection/v1_0/account/balance",
                       mtn_headers(tok))
-    is_((st, jbody(data)), (200, {"availableBalance": "1000",
-                                  "currency": "EUR"}), "balance")
+    paid = sum(int(p["amount"]) for p in emu("GET", "/_emu/payments")[1]
+               if p["status"] == "SUCCESSFUL")
+    ok(paid > 0 and (st, jbody(data)) == (200, {
+        "availableBalance": str(1000 + paid), "currency": "EUR"}),
+       "balance: 1000 plus the successful payments", (paid, st, data))
     st, h, data = req("GET", "/collection/v1_0/account/balance/EUR",
                       mtn_headers(tok))
     is_(st, 200, "balance in currency")
@@ -789,6 +803,255 @@ def run_provisioning():
             {"Ocp-Apim-Subscription-Key": SUB_KEY})[0], 404,
         "control: reset forgets provisioned users")
     is_(token_call()[0], 200, "control: reset keeps the preseeded account")
+
+
+
+# -- Disbursement ------------------------------------------------------------
+
+def dheaders(tok, extra=None):
+    h = mtn_headers(tok, {"Ocp-Apim-Subscription-Key": D_SUB})
+    h.update(extra or {})
+    return {k: v for k, v in h.items() if v is not None}
+
+
+def dtoken(user=D_USER, key=D_KEY):
+    st, h, data = token_call({"Authorization": basic(user, key),
+                              "Ocp-Apim-Subscription-Key": D_SUB},
+                             product="disbursement")
+    return (jbody(data) or {}).get("access_token")
+
+
+def dpost(tok, what, body, ref=None, headers=None, version="v1_0"):
+    ref = ref or str(uuid.uuid4())
+    h = dheaders(tok, {"X-Reference-Id": ref,
+                       "Content-Type": "application/json"})
+    h.update(headers or {})
+    h = {k: v for k, v in h.items() if v is not None}
+    st, hd, data = req("POST", "/disbursement/%s/%s" % (version, what), h,
+                       json.dumps(body))
+    return ref, st, jbody(data)
+
+
+def transfer_body(payee="56733123453", amount="100"):
+    return {"amount": amount, "currency": "EUR", "externalId": "payout-1",
+            "payee": {"partyIdType": "MSISDN", "partyId": payee},
+            "payerMessage": "Payout 42", "payeeNote": "Host payout"}
+
+
+def refund_body(ref, amount="30"):
+    return {"amount": amount, "currency": "EUR", "externalId": "refund-1",
+            "payerMessage": "Refund 42", "payeeNote": "Booking cancelled",
+            "referenceIdToRefund": ref}
+
+
+def dstatus(tok, what, ref):
+    st, h, data = req("GET", "/disbursement/v1_0/%s/%s" % (what, ref),
+                      dheaders(tok))
+    return st, jbody(data)
+
+
+def balance(tok, product):
+    h = mtn_headers(tok) if product == "collection" else dheaders(tok)
+    st, hd, data = req("GET", "/%s/v1_0/account/balance" % product, h)
+    return st, jbody(data)
+
+
+def run_disbursement(CB):
+    emu("POST", "/_emu/reset")
+    RECEIVED.clear()
+
+    # ---- own subscription key and API users -----------------------------
+    dtok = dtoken()
+    ok(dtok, "disbursement: preseeded Disbursement user gets a token")
+    st, h, data = token_call({"Authorization": basic(D_USER, D_KEY),
+                              "Ocp-Apim-Subscription-Key": D_SUB})
+    is_((st, (jbody(data) or {}).get("statusCode")), (401, 401),
+        "disbursement: its key on /collection/token/ -> 401 APIM")
+    st, h, data = token_call({"Authorization": basic(D_USER, D_KEY)})
+    is_((st, data), (500, b'{"error":"login_failed"}'),
+        "disbursement: its user on /collection/token/ -> login_failed")
+    st, h, data = token_call({"Ocp-Apim-Subscription-Key": D_SUB},
+                             product="disbursement")
+    is_((st, data), (500, b'{"error":"login_failed"}'),
+        "disbursement: a Collections user -> login_failed")
+    uid = str(uuid.uuid4())
+    st, _, _ = req("POST", "/v1_0/apiuser", {
+        "Ocp-Apim-Subscription-Key": D_SUB, "X-Reference-Id": uid},
+        {"providerCallbackHost": "127.0.0.1"})
+    st2, _, data = req("POST", "/v1_0/apiuser/%s/apikey" % uid,
+                       {"Ocp-Apim-Subscription-Key": D_SUB})
+    key = (jbody(data) or {}).get("apiKey")
+    is_((st, st2, bool(key)), (201, 201, True),
+        "disbursement: provisioning with the Disbursement key")
+    ok(dtoken(uid, key), "disbursement: the new user gets a token")
+    is_(req("GET", "/v1_0/apiuser/" + uid,
+            {"Ocp-Apim-Subscription-Key": SUB_KEY})[0], 404,
+        "disbursement: its user is unknown to the Collections key")
+    is_(token_call({"Authorization": basic(uid, key)})[0], 500,
+        "disbursement: its user has no Collections token")
+    tok = token()
+
+    # ---- transfers -------------------------------------------------------
+    emu("POST", "/_emu/config", {"pending_seconds": 1})
+    ref, st, b = dpost(dtok, "transfer", transfer_body())
+    is_((st, b), (202, None), "transfer: 202, empty body")
+    _, st, b = dpost(dtok, "transfer", transfer_body(), ref=ref)
+    is_((st, b), (409, {
+        "message": "Duplicated reference id. Creation of resource failed.",
+        "code": "RESOURCE_ALREADY_EXIST"}), "transfer: reused id -> 409")
+    _, st, b = dpost(tok, "transfer", transfer_body())
+    is_(st, 401, "transfer: Collections token -> 401")
+    _, st, b = dpost(dtok, "transfer", transfer_body(),
+                     headers={"Ocp-Apim-Subscription-Key": SUB_KEY})
+    is_((st, (b or {}).get("statusCode")), (401, 401),
+        "transfer: Collections key -> 401 APIM")
+    b = transfer_body()
+    del b["payee"]
+    is_(dpost(dtok, "transfer", b)[1], 400, "transfer: no payee -> 400")
+    is_(dpost(dtok, "transfer", dict(transfer_body(), currency="XAF"))[1],
+        500, "transfer: non-EUR -> 500 INVALID_CURRENCY")
+    st, b = dstatus(dtok, "transfer", ref)
+    ok(st == 200 and b["status"] == "SUCCESSFUL" and
+       b["payee"] == {"partyIdType": "MSISDN", "partyId": "56733123453"} and
+       re.fullmatch(r"\d{10}", b.get("financialTransactionId", "")) and
+       "payer" not in b, "transfer: status SUCCESSFUL with payee", b)
+    is_(dstatus(dtok, "transfer", str(uuid.uuid4()))[0], 404,
+        "transfer: unknown reference -> 404")
+    is_(req("GET", "/collection/v1_0/requesttopay/" + ref,
+            mtn_headers(tok))[0], 404,
+        "transfer: not a request to pay")
+    for num, reason in (("46733123450", "INTERNAL_PROCESSING_ERROR"),
+                        ("46733123451", "APPROVAL_REJECTED"),
+                        ("46733123452", "EXPIRED")):
+        r, _, _ = dpost(dtok, "transfer", transfer_body(num))
+        b = dstatus(dtok, "transfer", r)[1]
+        is_((b["status"], b.get("reason")), ("FAILED", reason),
+            "transfer: %s FAILED %s" % (num, reason))
+    r453, _, _ = dpost(dtok, "transfer", transfer_body("46733123453"))
+    r454, _, _ = dpost(dtok, "transfer", transfer_body("46733123454"))
+    is_((dstatus(dtok, "transfer", r453)[1]["status"],
+         dstatus(dtok, "transfer", r454)[1]["status"]),
+        ("PENDING", "PENDING"), "transfer: 453 and 454 PENDING first")
+    ok(wait_until(lambda: dstatus(dtok, "transfer", r454)[1]["status"] ==
+                  "SUCCESSFUL", timeout=5),
+       "transfer: 454 SUCCESSFUL after pending_seconds")
+    is_(dstatus(dtok, "transfer", r453)[1]["status"], "PENDING",
+        "transfer: 453 stays PENDING")
+    st, b = emu("POST", "/_emu/transfers/%s/status" % r453,
+                {"status": "FAILED", "reason": "PAYEE_NOT_FOUND"})
+    is_((st, dstatus(dtok, "transfer", r453)[1].get("reason")),
+        (200, "PAYEE_NOT_FOUND"), "control: forcing a transfer status")
+    ok(len(emu("GET", "/_emu/transfers")[1]) == 6,
+       "control: /_emu/transfers lists them")
+
+    # ---- transfer callback -----------------------------------------------
+    r, st, _ = dpost(dtok, "transfer", transfer_body("46733123451"),
+                     headers={"X-Callback-Url": CB + "/cb/payout?x=1"})
+    got = wait_until(lambda: received("/cb/payout"), timeout=5)
+    cb = jbody(got[0]["body"].encode()) if got else {}
+    ok(got and got[0]["method"] == "POST" and cb["status"] == "FAILED" and
+       cb["reason"] == "APPROVAL_REJECTED" and "payerMessage" not in cb and
+       r not in got[0]["body"] and cb["payee"]["partyId"] == "46733123451",
+       "transfer: callback POST without reference id or payerMessage", got)
+    _, st, _ = dpost(dtok, "transfer", transfer_body(),
+                     headers={"X-Callback-Url": "https://evil.example/cb"})
+    is_(st, 500, "transfer: foreign callback host -> 500")
+
+    # ---- refunds -----------------------------------------------------------
+    pay, _, _, _ = rtp(tok, body=rtp_body(amount="100"))
+    r1, st, _ = dpost(dtok, "refund", refund_body(pay, "30"))
+    is_(st, 202, "refund: v1_0 202")
+    st, b = dstatus(dtok, "refund", r1)
+    ok(st == 200 and b["status"] == "SUCCESSFUL" and b["amount"] == "30" and
+       b["payee"] == {"partyIdType": "MSISDN", "partyId": "56733123453"} and
+       "financialTransactionId" in b,
+       "refund: SUCCESSFUL, payee is the payer", b)
+    r2, st, _ = dpost(dtok, "refund", refund_body(pay, "70"),
+                      version="v2_0")
+    is_((st, dstatus(dtok, "refund", r2)[1]["status"]), (202, "SUCCESSFUL"),
+        "refund: v2_0, the rest of the payment")
+    r3, st, _ = dpost(dtok, "refund", refund_body(pay, "1"))
+    b = dstatus(dtok, "refund", r3)[1]
+    is_((st, b["status"], b.get("reason")), (202, "FAILED", "NOT_ALLOWED"),
+        "refund: more than the payment -> FAILED NOT_ALLOWED")
+    _, st, _ = dpost(dtok, "refund", refund_body(pay, "1"), ref=r1)
+    is_(st, 409, "refund: reused id -> 409")
+    r4, st, _ = dpost(dtok, "refund", refund_body(str(uuid.uuid4())))
+    b = dstatus(dtok, "refund", r4)[1]
+    is_((st, b["status"], b.get("reason"), "payee" in b),
+        (202, "FAILED", "TRANSACTION_NOT_FOUND", False),
+        "refund: unknown payment -> FAILED TRANSACTION_NOT_FOUND")
+    failed, _, _, _ = rtp(tok, payer="46733123450")
+    r5, _, _ = dpost(dtok, "refund", refund_body(failed))
+    is_(dstatus(dtok, "refund", r5)[1].get("reason"), "NOT_ALLOWED",
+        "refund: failed payment -> FAILED NOT_ALLOWED")
+    b = refund_body(pay)
+    del b["referenceIdToRefund"]
+    is_(dpost(dtok, "refund", b)[1], 400,
+        "refund: no referenceIdToRefund -> 400")
+    emu("POST", "/_emu/config", {"refund_refusal": "sync"})
+    _, st, b = dpost(dtok, "refund", refund_body(str(uuid.uuid4())))
+    is_((st, (b or {}).get("code")), (404, "RESOURCE_NOT_FOUND"),
+        "refund: sync refusal of an unknown payment -> 404")
+    _, st, b = dpost(dtok, "refund", refund_body(failed))
+    is_((st, (b or {}).get("code")), (500, "NOT_ALLOWED"),
+        "refund: sync refusal of a failed payment -> 500 NOT_ALLOWED")
+    emu("POST", "/_emu/config", {"refund_refusal": "failed"})
+    rows = emu("GET", "/_emu/refunds")[1]
+    ok(len(rows) == 5 and rows[0]["referenceIdToRefund"] == pay,
+       "control: /_emu/refunds lists them with referenceIdToRefund", rows)
+
+    # ---- balances --------------------------------------------------------
+    is_(balance(tok, "collection"), (200, {"availableBalance": "1100",
+                                           "currency": "EUR"}),
+        "balance: collection grew by the successful payment")
+    # transfers 100 + 100 (454), refunds 30 + 70
+    is_(balance(dtok, "disbursement"), (200, {"availableBalance": "999700",
+                                              "currency": "EUR"}),
+        "balance: disbursement shrank by transfers and refunds")
+    is_(balance(tok, "disbursement")[0], 401,
+        "balance: disbursement needs a Disbursement token")
+    is_(emu("GET", "/_emu/balances")[1], {"collection": "1100",
+                                          "disbursement": "999700",
+                                          "currency": "EUR"},
+        "control: /_emu/balances")
+    r, _, _ = dpost(dtok, "transfer", transfer_body(amount="999700.01"))
+    is_(dstatus(dtok, "transfer", r)[1].get("reason"), "NOT_ENOUGH_FUNDS",
+        "transfer: more than the balance -> FAILED NOT_ENOUGH_FUNDS")
+    emu("POST", "/_emu/config", {"disbursement_balance": "50.5"})
+    is_(balance(dtok, "disbursement")[1]["availableBalance"], "-249.5",
+        "control: disbursement_balance sets the start")
+
+    # ---- account holders ---------------------------------------------------
+    for product, t, hd in (("collection", tok, mtn_headers),
+                           ("disbursement", dtok, dheaders)):
+        got = []
+        for n in ("46733123450", "46733123455"):
+            st, _, data = req("GET", "/%s/v1_0/accountholder/msisdn/%s/active"
+                              % (product, n), hd(t))
+            got.append((st, jbody(data)))
+        is_(got, [(200, {"result": True}), (200, {"result": False})],
+            "accountholder (%s): 46733123455 inactive" % product)
+
+    # ---- control: per product ----------------------------------------------
+    ok(count("/disbursement/v1_0/transfer", "POST") > 0 and
+       all(r["product"] == "disbursement" for r in
+           emu("GET", "/_emu/requests?product=disbursement")[1]) and
+       int(emu("GET", "/_emu/count?path=/&product=disbursement")[1]) ==
+       count("/disbursement/") + 2,
+       "control: requests filtered by product")
+    rows = emu("GET", "/_emu/requests?path=/v1_0/apiuser&product="
+               "disbursement")[1]
+    is_(len(rows), 2, "control: provisioning counted under its key's product")
+    emu("POST", "/_emu/faults", {"path": "/disbursement/v1_0/transfer",
+                                 "method": "POST", "status": 503,
+                                 "times": 1})
+    r, st, _ = dpost(dtok, "transfer", transfer_body())
+    is_((st, dstatus(dtok, "transfer", r)[0]), (503, 404),
+        "fault: on a transfer, nothing created")
+    emu("POST", "/_emu/expire-tokens?product=disbursement")
+    is_((dstatus(dtok, "transfer", r)[0], balance(tok, "collection")[0]),
+        (401, 200), "control: expire-tokens?product= expires only those")
 
 
 def run_cli_options():

@@ -176,6 +176,13 @@ main(void)
     check_true("known key MTN_MOMO_CALLBACK_URL",
                momo_env_known_key(
                    (const unsigned char *) "MTN_MOMO_CALLBACK_URL", 21));
+    check_true("known key MTN_MOMO_DISBURSEMENT_SUBSCRIPTION_KEY",
+               momo_env_known_key((const unsigned char *)
+                                  "MTN_MOMO_DISBURSEMENT_SUBSCRIPTION_KEY",
+                                  38));
+    check_true("known key MTN_MOMO_DISBURSEMENT_API_USER_ID",
+               momo_env_known_key((const unsigned char *)
+                                  "MTN_MOMO_DISBURSEMENT_API_USER_ID", 33));
     check_true("prefix of a known key is unknown",
                !momo_env_known_key((const unsigned char *) "MTN_MOMO_API",
                                    12));
