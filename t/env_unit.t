@@ -105,7 +105,7 @@ main(void)
 {
     char  out[256];
 
-    printf("1..44\n");
+    printf("1..46\n");
 
     check("plain pair", "KEY=value\n", "KEY=value@1;");
     check("no trailing newline", "KEY=value", "KEY=value@1;");
