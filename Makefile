@@ -110,4 +110,4 @@ install: build
 	install -m 755 $(CLI) $(PREFIX)/bin/momo
 
 clean: stop
-	rm -rf $(BUILD) objs $(RUN) t/servroot
+	rm -rf $(BUILD) objs $(RUN) t/servroot*

@@ -18,9 +18,10 @@ use t::MomoHttp;
 use Cwd qw(abs_path);
 use File::Basename qw(dirname);
 use POSIX qw(:sys_wait_h);
+use File::Temp qw(tempdir);
 
 our $Root = abs_path(dirname(__FILE__) . '/..');
-our $EmuPort = $ENV{TEST_NGINX_MOMO_EMU_PORT} ||= 18099;
+our $EmuPort = $ENV{TEST_NGINX_MOMO_EMU_PORT} ||= free_port();
 our $ApiUser = '6f1c3a52-8d4e-4b7a-9c21-3e5f7a9b0d14';
 our $ApiKey = '2f9d8c7b6a5e4d3c2b1a0f9e8d7c6b5a';
 our $SubscriptionKey = 'a1b2c3d4e5f60718293a4b5c6d7e8f90';
@@ -104,8 +105,9 @@ add_block_preprocessor(sub {
 
 sub write_locations () {
     my $src = "$Root/conf/momo_locations.conf";
-    my $dir = "$Root/t/servroot-momo";
-    mkdir $dir;
+    # this file's own, so that parallel runs never share it
+    my $dir = tempdir('momo-test.XXXXXX', TMPDIR => 1,
+                      CLEANUP => !$ENV{TEST_NGINX_NO_CLEAN});
     open my $in, '<', $src or die "$src: $!";
     local $/;
     my $text = <$in>;
@@ -118,6 +120,16 @@ sub write_locations () {
     rename "$dir/momo_locations.conf.$$", "$dir/momo_locations.conf"
         or die "$dir: $!";
     return "$dir/momo_locations.conf";
+}
+
+# a free loopback port (t/run sets TEST_NGINX_MOMO_EMU_PORT for a whole run)
+sub free_port () {
+    my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0,
+                                  Proto => 'tcp', Listen => 1)
+        or die "no free port: $!\n";
+    my $port = $s->sockport;
+    close $s;
+    return $port;
 }
 
 sub emu_request ($$$) {
