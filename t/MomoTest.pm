@@ -170,9 +170,14 @@ sub start_emulator () {
         exit 1;
     }
 
-    for (1 .. 100) {
+    # generous: python starts slowly on a loaded machine
+    for (1 .. 600) {
         return if IO::Socket::INET->new(PeerAddr => '127.0.0.1',
                                         PeerPort => $EmuPort, Timeout => 1);
+        if (waitpid($emu_pid, WNOHANG) == $emu_pid) {
+            undef $emu_pid;
+            last;
+        }
         select undef, undef, undef, 0.05;
     }
 
