@@ -5,7 +5,10 @@
  *     momo provision --subscription-key KEY --callback-host HOST
  *     momo check [--env-file .env]
  *     momo pay --phone N --amount A [--wait]
- *     momo status REF [--wait]
+ *     momo status REF [--refund|--payout] [--wait]
+ *     momo refund REF --amount A --idempotency-key K [--wait]
+ *     momo payout --phone N --amount A --idempotency-key K [--wait]
+ *     momo balance [--product collection|disbursement]
  *
  * This file: the command table, option parsing, help and dispatch.
  */
@@ -71,6 +74,10 @@ static const momo_opt_t  momo_options[] = {
     momo_opt("--note", MOMO_OPT_STR, note),
     momo_opt("--msisdn", MOMO_OPT_STR, msisdn),
     momo_opt("--timeout", MOMO_OPT_STR, timeout),
+    momo_opt("--product", MOMO_OPT_STR, product),
+    momo_opt("--idempotency-key", MOMO_OPT_STR, idempotency_key),
+    momo_opt("--refund", MOMO_OPT_FLAG, refund),
+    momo_opt("--payout", MOMO_OPT_FLAG, payout),
     momo_opt("--json", MOMO_OPT_FLAG, json),
     momo_opt("--wait", MOMO_OPT_FLAG, wait),
     momo_opt("--force", MOMO_OPT_FLAG, force),
@@ -84,9 +91,11 @@ static const momo_opt_t  momo_options[] = {
 static const momo_command_t  momo_commands[] = {
 
     { "provision", momo_cmd_provision, 0,
-      " --subscription-key --callback-host --base-url --output --force ",
+      " --subscription-key --callback-host --base-url --output --force"
+      " --product ",
       "create a sandbox API user and key, print the .env lines",
       "usage: momo provision --subscription-key KEY --callback-host HOST\n"
+      "                      [--product collection|disbursement]\n"
       "                      [--base-url URL] [--output FILE [--force]]\n"
       "\n"
       "Creates an API user (a new UUID v4) and its API key on MTN's sandbox\n"
@@ -94,7 +103,12 @@ static const momo_command_t  momo_commands[] = {
       "credentials come from MTN's partner portal.\n"
       "\n"
       "  --subscription-key KEY  your Collections primary key\n"
-      "                          (momodeveloper.mtn.com, your profile)\n"
+      "                          (momodeveloper.mtn.com, your profile), or\n"
+      "                          the Disbursement one with --product\n"
+      "  --product disbursement  a user for refunds and payouts: made with\n"
+      "                          the Disbursement key, printed as the three\n"
+      "                          MTN_MOMO_DISBURSEMENT_* lines to add to the\n"
+      "                          .env (momo provision ... >> .env)\n"
       "  --callback-host HOST    the host MTN may call back, no scheme or\n"
       "                          path: example.com\n"
       "  --base-url URL          default " MOMO_SANDBOX_URL "\n"
@@ -111,8 +125,10 @@ static const momo_command_t  momo_commands[] = {
       "usage: momo check [--env-file FILE] [--msisdn NUMBER]\n"
       "\n"
       "Reads the .env (default ./.env) by the nginx module's rules, then one\n"
-      "line per step: config, token, balance, account. A failing step says\n"
-      "what is wrong and what to do. Secrets are shown masked.\n"
+      "line per step: config, token, balance, account, for Collections and,\n"
+      "when the MTN_MOMO_DISBURSEMENT_* keys are set, for Disbursement. A\n"
+      "failing step says what is wrong and what to do. Secrets are shown\n"
+      "masked.\n"
       "\n"
       "  --env-file FILE   the .env file (default .env)\n"
       "  --msisdn NUMBER   the account holder to look up (default "
@@ -150,18 +166,85 @@ static const momo_command_t  momo_commands[] = {
       "when still pending after --timeout, 4 when MTN refused it.\n" },
 
     { "status", momo_cmd_status, 1,
-      " --env-file --wait ",
+      " --env-file --wait --refund --payout ",
       "show a payment's status, or wait for its end",
-      "usage: momo status REFERENCE_ID [--wait] [--env-file FILE]\n"
+      "usage: momo status REFERENCE_ID [--refund|--payout] [--wait]\n"
+      "                   [--env-file FILE]\n"
       "\n"
       "Asks GET /collection/v1_0/requesttopay/REFERENCE_ID. CREATED and\n"
       "unknown statuses count as pending.\n"
       "\n"
-      "  --wait   poll once a second until SUCCESSFUL or FAILED, at most\n"
-      "           --timeout seconds (default 120)\n"
+      "  --refund  a refund's: GET /disbursement/v1_0/refund/REFERENCE_ID\n"
+      "  --payout  a payout's: GET /disbursement/v1_0/transfer/REFERENCE_ID\n"
+      "  --wait    poll once a second until SUCCESSFUL or FAILED, at most\n"
+      "            --timeout seconds (default 120)\n"
       "\n"
       "Exit 0 for pending or SUCCESSFUL, 5 for FAILED, 6 when still pending\n"
       "after --wait, 4 when MTN does not know the id or fails.\n" },
+
+    { "refund", momo_cmd_refund, 1,
+      " --env-file --amount --currency --external-id --message --note"
+      " --callback-url --idempotency-key --wait ",
+      "refund a payment, whole or in part (Disbursement)",
+      "usage: momo refund PAYMENT_REFERENCE_ID --amount AMOUNT\n"
+      "                   --idempotency-key KEY [--currency CODE]\n"
+      "                   [--external-id ID] [--message TEXT] [--note TEXT]\n"
+      "                   [--callback-url URL] [--wait] [--env-file FILE]\n"
+      "\n"
+      "Sends POST /disbursement/v1_0/refund with referenceIdToRefund, using\n"
+      "the MTN_MOMO_DISBURSEMENT_* credentials. When the .env also has the\n"
+      "Collections ones, the payment is checked first: a payment that is\n"
+      "not SUCCESSFUL, in another currency or smaller than the refund is\n"
+      "refused before MTN sees anything.\n"
+      "\n"
+      "  --amount AMOUNT         the payment's amount for a full refund, less\n"
+      "                          for a partial one\n"
+      "  --idempotency-key KEY   your name for this refund (required): the\n"
+      "                          reference id is derived from it, so the same\n"
+      "                          command run again cannot refund twice; MTN's\n"
+      "                          409 then shows the first one. The same key\n"
+      "                          with another amount is refused. It is also\n"
+      "                          the default --external-id.\n"
+      "  --wait                  poll until SUCCESSFUL or FAILED, as pay does\n"
+      "  other options           as for momo pay\n"
+      "\n"
+      "Exit 0 when accepted (or SUCCESSFUL with --wait), 5 when FAILED, 6\n"
+      "when still pending after --timeout, 2 when refused before MTN, 4\n"
+      "when MTN refused it.\n" },
+
+    { "payout", momo_cmd_payout, 0,
+      " --env-file --phone --amount --currency --external-id --message"
+      " --note --callback-url --idempotency-key --wait ",
+      "send money to a phone number (Disbursement transfer)",
+      "usage: momo payout --phone NUMBER --amount AMOUNT\n"
+      "                   --idempotency-key KEY [--currency CODE]\n"
+      "                   [--external-id ID] [--message TEXT] [--note TEXT]\n"
+      "                   [--callback-url URL] [--wait] [--env-file FILE]\n"
+      "\n"
+      "Sends POST /disbursement/v1_0/transfer to the payee NUMBER, using the\n"
+      "MTN_MOMO_DISBURSEMENT_* credentials. Sandbox numbers: 46733123450\n"
+      "fails, ...451 is rejected, ...452 expires, ...453 stays pending,\n"
+      "...454 is pending a while, then succeeds; others succeed.\n"
+      "\n"
+      "  --idempotency-key KEY   your name for this payout (required), as\n"
+      "                          for momo refund: the same command run again\n"
+      "                          cannot pay out twice\n"
+      "  other options           as for momo pay\n"
+      "\n"
+      "Exit codes as for momo refund.\n" },
+
+    { "balance", momo_cmd_balance, 0,
+      " --env-file --product ",
+      "show the available balance of an account",
+      "usage: momo balance [--product collection|disbursement]\n"
+      "                    [--env-file FILE]\n"
+      "\n"
+      "Asks GET /{product}/v1_0/account/balance: the Collections account\n"
+      "(default) holds what payments brought in, the Disbursement account\n"
+      "what refunds and payouts can still send.\n"
+      "\n"
+      "Exit 0 with the balance, 3 for a configuration problem, 4 when MTN\n"
+      "or the network fails.\n" },
 
     { NULL, NULL, 0, NULL, NULL, NULL }
 };
@@ -183,9 +266,10 @@ static const char  momo_global_help[] =
     "120)\n"
     "  --help        this help, or a command's with momo COMMAND --help\n"
     "\n"
-    "exit codes: 0 ok, 2 usage error, 3 configuration error (.env), 4 MTN "
-    "or\nnetwork failure, 5 payment FAILED, 6 payment still pending when "
-    "--wait\ngave up.\n"
+    "exit codes: 0 ok, 2 usage error (or a refund or payout refused before\n"
+    "MTN), 3 configuration error (.env), 4 MTN or network failure, 5 "
+    "payment,\nrefund or payout FAILED, 6 still pending when --wait gave "
+    "up.\n"
     "\n"
     "Secrets (API key, subscription key, tokens) are never printed, except\n"
     "the .env lines that momo provision exists to print.\n";

@@ -1,6 +1,7 @@
 
 /*
- * Calls to MTN's Collections API: the token, then Bearer calls that
+ * Calls to one MTN product's API (Collections or Disbursement, each with
+ * its own credentials): the token, then Bearer calls that
  * get one fresh token and one retry on a 401 without "statusCode" (the
  * APIM gateway's own 401s carry it and mean the subscription key).
  */
@@ -23,10 +24,12 @@ static void momo_api_free_headers(char **h);
 
 
 void
-momo_api_init(momo_client_t *c, momo_config_t *cf, long timeout_ms)
+momo_api_init(momo_client_t *c, momo_config_t *cf, long timeout_ms,
+    momo_product_e product)
 {
     memset(c, 0, sizeof(*c));
     c->cf = cf;
+    c->product = &momo_products[product];
     c->timeout_ms = timeout_ms;
 }
 
@@ -39,7 +42,7 @@ momo_api_token(momo_client_t *c, momo_http_resp_t *rs)
 
 
 /*
- * POST /collection/token/: raw Basic credentials (never URL-encoded),
+ * POST /{product}/token/: raw Basic credentials (never URL-encoded),
  * Content-Length: 0 and no body, X-Target-Environment as the module
  * sends it.
  */
@@ -47,22 +50,26 @@ momo_api_token(momo_client_t *c, momo_http_resp_t *rs)
 static int
 momo_api_token_call(momo_client_t *c, int with_env, momo_http_resp_t *rs)
 {
-    int               rc, n;
-    char             *h[MOMO_MAX_HEADERS], *cred, *b64, *url;
-    size_t            len;
-    yajl_val          json;
-    const char       *token, *expires;
-    momo_config_t    *cf;
-    momo_http_req_t   rq;
+    int                    rc, n;
+    char                  *h[MOMO_MAX_HEADERS], *cred, *b64, *url,
+                           path[64];
+    size_t                 len;
+    yajl_val               json;
+    const char            *token, *expires, *user, *key;
+    momo_config_t         *cf;
+    momo_http_req_t        rq;
+    const momo_product_t  *p;
 
     cf = c->cf;
+    p = c->product;
     memset(h, 0, sizeof(h));
 
-    len = strlen(cf->value[MOMO_KEY_USER])
-          + strlen(cf->value[MOMO_KEY_API_KEY]) + 2;
+    user = cf->value[p->key_user];
+    key = cf->value[p->key_api_key];
+
+    len = strlen(user) + strlen(key) + 2;
     cred = momo_alloc(len);
-    snprintf(cred, len, "%s:%s", cf->value[MOMO_KEY_USER],
-             cf->value[MOMO_KEY_API_KEY]);
+    snprintf(cred, len, "%s:%s", user, key);
     b64 = momo_base64(cred, strlen(cred));
     memset(cred, 0, len);
     free(cred);
@@ -73,7 +80,7 @@ momo_api_token_call(momo_client_t *c, int with_env, momo_http_resp_t *rs)
     n = 0;
     h[n++] = momo_api_header("Authorization: Basic", b64);
     h[n++] = momo_api_header("Ocp-Apim-Subscription-Key",
-                             cf->value[MOMO_KEY_SUB_KEY]);
+                             cf->value[p->key_sub_key]);
 
     if (with_env) {
         h[n++] = momo_api_header("X-Target-Environment", cf->target_env);
@@ -81,7 +88,8 @@ momo_api_token_call(momo_client_t *c, int with_env, momo_http_resp_t *rs)
 
     free(b64);
 
-    url = momo_api_url(c, "/collection/token/");
+    snprintf(path, sizeof(path), "/%s/token/", p->name);
+    url = momo_api_url(c, path);
 
     memset(&rq, 0, sizeof(rq));
     rq.what = "token";
@@ -155,7 +163,7 @@ momo_api_call(momo_client_t *c, const char *what, const char *method,
         n = 0;
         h[n++] = momo_api_header("Authorization: Bearer", c->token);
         h[n++] = momo_api_header("Ocp-Apim-Subscription-Key",
-                                 c->cf->value[MOMO_KEY_SUB_KEY]);
+                                 c->cf->value[c->product->key_sub_key]);
         h[n++] = momo_api_header("X-Target-Environment", c->cf->target_env);
 
         if (body != NULL) {
@@ -201,6 +209,43 @@ momo_api_call(momo_client_t *c, const char *what, const char *method,
     }
 
     return (rs->status >= 200 && rs->status < 300) ? 0 : -1;
+}
+
+
+/*
+ * GET /{product}/v1_0/account/balance: 0 with avail and cur set, -1 when
+ * the call failed, -2 when the answer is not a balance (rs holds it).
+ */
+
+int
+momo_api_balance(momo_client_t *c, momo_http_resp_t *rs, char *avail,
+    char *cur, size_t size)
+{
+    int          rc;
+    char         path[64];
+    yajl_val     json;
+    const char  *a, *k;
+
+    snprintf(path, sizeof(path), "/%s/v1_0/account/balance",
+             c->product->name);
+
+    if (momo_api_call(c, "balance", "GET", path, NULL, NULL, rs) != 0) {
+        return -1;
+    }
+
+    json = momo_json_parse(rs->body);
+    a = momo_json_str(json, "availableBalance");
+    k = momo_json_str(json, "currency");
+    rc = (a != NULL && k != NULL) ? 0 : -2;
+
+    if (rc == 0) {
+        snprintf(avail, size, "%s", a);
+        snprintf(cur, size, "%s", k);
+    }
+
+    yajl_tree_free(json);
+
+    return rc;
 }
 
 

@@ -57,12 +57,16 @@ typedef struct {
     const char   *note;
     const char   *msisdn;
     const char   *timeout;
+    const char   *product;
+    const char   *idempotency_key;
     const char   *args[2];
     int           nargs;
     int           json;
     int           wait;
     int           help;
     int           force;
+    int           refund;            /* status of a refund */
+    int           payout;            /* status of a payout */
     long          http_timeout_ms;
     long          wait_timeout_ms;
 } momo_opts_t;
@@ -77,8 +81,33 @@ enum {
     MOMO_KEY_ENV,
     MOMO_KEY_BASE_URL,
     MOMO_KEY_CALLBACK_URL,
+    MOMO_KEY_D_USER,
+    MOMO_KEY_D_API_KEY,
+    MOMO_KEY_D_SUB_KEY,
     MOMO_KEY_N
 };
+
+
+/* MTN products: each has its own subscription key and API users */
+
+typedef enum {
+    MOMO_COLLECTION = 0,
+    MOMO_DISBURSEMENT,
+    MOMO_PRODUCT_N
+} momo_product_e;
+
+typedef struct {
+    const char   *name;              /* the path segment: "collection" */
+    const char   *title;             /* "Collections" */
+    const char   *env_prefix;        /* "MTN_MOMO_" */
+    const char   *others;            /* the products whose keys fail */
+    const char   *uses;              /* what needs it */
+    int           key_user;
+    int           key_api_key;
+    int           key_sub_key;
+} momo_product_t;
+
+extern const momo_product_t  momo_products[MOMO_PRODUCT_N];
 
 #define MOMO_CONFIG_MAX_NOTES    8
 
@@ -95,6 +124,7 @@ typedef struct {
     int           nsyntax;
     char          unknown[MOMO_CONFIG_MAX_NOTES][128];
     int           nunknown;
+    int           has[MOMO_PRODUCT_N];       /* its credentials are set */
 } momo_config_t;
 
 extern const char  *momo_key_names[MOMO_KEY_N];
@@ -142,8 +172,9 @@ typedef struct {
 /* MTN client */
 
 typedef struct {
-    momo_config_t  *cf;
-    long            timeout_ms;
+    momo_config_t          *cf;
+    const momo_product_t   *product;
+    long                    timeout_ms;
     char           *token;
     long            expires_in;
 } momo_client_t;
@@ -164,18 +195,26 @@ typedef struct {
 
 /* one payment as MTN reports it */
 
+typedef enum {
+    MOMO_OP_PAYMENT = 0,             /* requesttopay: Collections */
+    MOMO_OP_REFUND,                  /* refund: Disbursement */
+    MOMO_OP_PAYOUT                   /* transfer: Disbursement */
+} momo_op_e;
+
 typedef struct {
     char          reference_id[MOMO_UUID_LEN + 1];
+    momo_op_e     op;
     const char   *status;            /* "pending", "successful", "failed" */
     char          mtn_status[32];
     char          amount[32];
     char          currency[8];
     char          external_id[72];
-    char          payer[32];
+    char          payer[32];         /* the payee of a refund or payout */
     char          financial_id[64];
     char          reason[64];
     char          reason_message[160];
     int           ref_printed;       /* pay --wait shows it up front */
+    int           accepted_before;   /* MTN's 409 for a refund or payout */
 } momo_payment_t;
 
 
@@ -187,11 +226,39 @@ int momo_cmd_provision(momo_opts_t *o);
 int momo_cmd_check(momo_opts_t *o);
 int momo_cmd_pay(momo_opts_t *o);
 int momo_cmd_status(momo_opts_t *o);
+int momo_cmd_refund(momo_opts_t *o);
+int momo_cmd_payout(momo_opts_t *o);
+int momo_cmd_balance(momo_opts_t *o);
+
+/* momo_cmd_pay.c: what pay, refund and payout share */
+
+typedef struct {
+    char          phone[24];         /* payer or payee; none for a refund */
+    const char   *amount;
+    const char   *currency;
+    const char   *external_id;
+    const char   *message;
+    const char   *note;
+    const char   *refund_of;         /* referenceIdToRefund */
+    char          external_buf[48];
+} momo_pay_input_t;
+
+int momo_pay_validate(const momo_opts_t *o, const momo_config_t *cf,
+    momo_pay_input_t *in, const char *text);
+int momo_pay_request(const momo_opts_t *o, momo_client_t *c,
+    const momo_pay_input_t *in, momo_payment_t *pm);
+char *momo_pay_body(const momo_pay_input_t *in, momo_op_e op);
+int momo_pay_finish(const momo_opts_t *o, momo_client_t *c,
+    momo_payment_t *pm, int tolerate_404);
+int momo_pay_report(const momo_opts_t *o, const momo_payment_t *pm,
+    int exit_code, const momo_diag_t *d);
 
 /* momo_config.c */
 int momo_config_load(momo_config_t *cf, const char *path);
 int momo_config_validate(momo_config_t *cf);
-int momo_config_open(momo_config_t *cf, const momo_opts_t *o);
+int momo_config_open(momo_config_t *cf, const momo_opts_t *o,
+    momo_product_e product);
+int momo_config_product(const momo_opts_t *o, momo_product_e *product);
 void momo_config_free(momo_config_t *cf);
 const char *momo_config_currency(const char *target_env);
 int momo_config_check_url(const char *url, const char **problem);
@@ -203,11 +270,14 @@ void momo_http_free(momo_http_resp_t *rs);
 const char *momo_http_path(const momo_http_resp_t *rs);
 
 /* momo_api.c */
-void momo_api_init(momo_client_t *c, momo_config_t *cf, long timeout_ms);
+void momo_api_init(momo_client_t *c, momo_config_t *cf, long timeout_ms,
+    momo_product_e product);
 int momo_api_token(momo_client_t *c, momo_http_resp_t *rs);
 int momo_api_call(momo_client_t *c, const char *what, const char *method,
     const char *path, const char **extra, const char *body,
     momo_http_resp_t *rs);
+int momo_api_balance(momo_client_t *c, momo_http_resp_t *rs, char *avail,
+    char *cur, size_t size);
 void momo_api_explain(momo_client_t *c, momo_diag_t *d);
 void momo_api_free(momo_client_t *c);
 int momo_api_is_apim_error(const momo_http_resp_t *rs);
@@ -218,6 +288,9 @@ void momo_diag(const momo_http_resp_t *rs, const momo_config_t *cf,
 
 /* momo_payment.c */
 int momo_payment_parse(const momo_http_resp_t *rs, momo_payment_t *pm);
+const char *momo_payment_path(momo_op_e op);
+int momo_payment_same_amount(const char *a, const char *b);
+long long momo_payment_cents(const char *s);
 int momo_payment_final(const momo_payment_t *pm);
 int momo_payment_fetch(momo_client_t *c, momo_payment_t *pm,
     momo_http_resp_t *rs);
@@ -263,6 +336,7 @@ void momo_print_diag(const momo_diag_t *d, const char *indent);
 
 /* momo_util.c */
 int momo_uuid_v4(char *out);
+int momo_uuid_derive(const char *material, char *out);
 int momo_is_uuid(const char *s);
 char *momo_base64(const char *in, size_t len);
 long momo_now_ms(void);

@@ -1,7 +1,8 @@
 
 /*
- * momo check: reads the .env, gets a token, asks for the balance and an
- * account holder, one line per step, and says what to fix when a step
+ * momo check: reads the .env, then for each product it has credentials
+ * for (Collections, Disbursement) gets a token, asks for the balance and
+ * an account holder, one line per step, and says what to fix when a step
  * fails.  Exit 0 only when every step works.
  */
 
@@ -19,6 +20,7 @@ typedef struct {
     const momo_opts_t  *o;
     momo_config_t       cf;
     momo_client_t       client;
+    const char         *product;         /* of the steps after config */
     yajl_gen            g;               /* --json: the one object */
     int                 exit_code;
     int                 steps;
@@ -28,6 +30,8 @@ typedef struct {
 
 
 static int momo_check_config(momo_check_t *cx);
+static void momo_check_product(momo_check_t *cx, momo_product_e product,
+    const char *msisdn);
 static void momo_check_keys(momo_check_t *cx);
 static void momo_check_key_json(momo_check_t *cx, int k, const char *shown);
 static void momo_check_notes_json(momo_check_t *cx);
@@ -76,24 +80,50 @@ momo_cmd_check(momo_opts_t *o)
         momo_check_skip(&cx, "account", "the configuration is not usable");
 
     } else {
-        momo_api_init(&cx.client, &cx.cf, o->http_timeout_ms);
-
-        if (momo_check_token(&cx) != 0) {
-            momo_check_skip(&cx, "balance", "no access token");
-            momo_check_skip(&cx, "account", "no access token");
-
-        } else {
-            momo_check_balance(&cx);
-            momo_check_account(&cx, msisdn);
-        }
-
-        momo_api_free(&cx.client);
+        momo_check_product(&cx, MOMO_COLLECTION, msisdn);
+        momo_check_product(&cx, MOMO_DISBURSEMENT, msisdn);
     }
 
     rc = momo_check_finish(&cx);
     momo_config_free(&cx.cf);
 
     return rc;
+}
+
+
+/* the steps of one product the .env has credentials for */
+
+static void
+momo_check_product(momo_check_t *cx, momo_product_e product,
+    const char *msisdn)
+{
+    const momo_product_t  *p;
+
+    if (!cx->cf.has[product]) {
+        return;
+    }
+
+    p = &momo_products[product];
+    cx->product = p->name;
+
+    if (cx->g == NULL && cx->cf.has[MOMO_COLLECTION]
+        && cx->cf.has[MOMO_DISBURSEMENT])
+    {
+        momo_printf("%s (%s, %s*):\n", p->title, p->uses, p->env_prefix);
+    }
+
+    momo_api_init(&cx->client, &cx->cf, cx->o->http_timeout_ms, product);
+
+    if (momo_check_token(cx) != 0) {
+        momo_check_skip(cx, "balance", "no access token");
+        momo_check_skip(cx, "account", "no access token");
+
+    } else {
+        momo_check_balance(cx);
+        momo_check_account(cx, msisdn);
+    }
+
+    momo_api_free(&cx->client);
 }
 
 
@@ -154,7 +184,9 @@ momo_check_keys(momo_check_t *cx)
         if (v == NULL) {
             snprintf(shown, sizeof(shown), "(not set)");
 
-        } else if (k == MOMO_KEY_API_KEY || k == MOMO_KEY_SUB_KEY) {
+        } else if (k == MOMO_KEY_API_KEY || k == MOMO_KEY_SUB_KEY
+                   || k == MOMO_KEY_D_API_KEY || k == MOMO_KEY_D_SUB_KEY)
+        {
             momo_mask(v, shown, sizeof(shown));
 
         } else {
@@ -167,19 +199,19 @@ momo_check_keys(momo_check_t *cx)
         }
 
         if (cf->problem[k] != NULL) {
-            momo_printf("      %-28s %s  <- %s\n", momo_key_names[k], shown,
+            momo_printf("      %-38s %s  <- %s\n", momo_key_names[k], shown,
                         cf->problem[k]);
 
         } else if (cf->note[k] != NULL && v == NULL) {
-            momo_printf("      %-28s (%s)\n", momo_key_names[k],
+            momo_printf("      %-38s (%s)\n", momo_key_names[k],
                         cf->note[k]);
 
         } else if (cf->note[k] != NULL) {
-            momo_printf("      %-28s %s  (%s)\n", momo_key_names[k], shown,
+            momo_printf("      %-38s %s  (%s)\n", momo_key_names[k], shown,
                         cf->note[k]);
 
         } else {
-            momo_printf("      %-28s %s\n", momo_key_names[k], shown);
+            momo_printf("      %-38s %s\n", momo_key_names[k], shown);
         }
     }
 
@@ -302,32 +334,20 @@ momo_check_token(momo_check_t *cx)
 static void
 momo_check_balance(momo_check_t *cx)
 {
-    yajl_val          json;
-    const char       *avail, *cur, *want;
+    int               rc;
+    char              avail[64], cur[64];
+    const char       *want;
     momo_diag_t       d;
     momo_http_resp_t  rs;
 
-    if (momo_api_call(&cx->client, "balance", "GET",
-                      "/collection/v1_0/account/balance", NULL, NULL, &rs)
-        != 0)
-    {
-        momo_diag(&rs, &cx->cf, &d);
-        momo_check_step(cx, "balance", "fail", d.exit_code, &d, "%s",
-                        d.code);
-        momo_check_step_end(cx);
-        momo_http_free(&rs);
-        return;
-    }
-
-    json = momo_json_parse(rs.body);
-    avail = momo_json_str(json, "availableBalance");
-    cur = momo_json_str(json, "currency");
+    rc = momo_api_balance(&cx->client, &rs, avail, cur, sizeof(avail));
     want = momo_config_currency(cx->cf.target_env);
 
-    if (avail == NULL || cur == NULL) {
+    if (rc != 0) {
         momo_diag(&rs, &cx->cf, &d);
-        momo_check_step(cx, "balance", "fail", MOMO_EXIT_MTN, &d,
-                        "UNEXPECTED_ANSWER");
+        momo_check_step(cx, "balance", "fail",
+                        rc == -1 ? d.exit_code : MOMO_EXIT_MTN, &d, "%s",
+                        rc == -1 ? d.code : "UNEXPECTED_ANSWER");
 
     } else if (want != NULL && strcmp(cur, want) != 0) {
         momo_check_step(cx, "balance", "warn", MOMO_EXIT_CONFIG, NULL,
@@ -342,14 +362,13 @@ momo_check_balance(momo_check_t *cx)
                         avail, cur, rs.elapsed_ms);
     }
 
-    if (cx->g != NULL && avail != NULL && cur != NULL) {
+    if (cx->g != NULL && rc == 0) {
         momo_json_kstr(cx->g, "available_balance", avail);
         momo_json_kstr(cx->g, "currency", cur);
         momo_json_kstr(cx->g, "expected_currency", want);
     }
 
     momo_check_step_end(cx);
-    yajl_tree_free(json);
     momo_http_free(&rs);
 }
 
@@ -362,8 +381,8 @@ momo_check_account(momo_check_t *cx, const char *msisdn)
     momo_diag_t       d;
     momo_http_resp_t  rs;
 
-    snprintf(path, sizeof(path),
-             "/collection/v1_0/accountholder/msisdn/%s/active", msisdn);
+    snprintf(path, sizeof(path), "/%s/v1_0/accountholder/msisdn/%s/active",
+             cx->client.product->name, msisdn);
 
     if (momo_api_call(&cx->client, "account", "GET", path, NULL, NULL, &rs)
         != 0)
@@ -451,6 +470,11 @@ momo_check_step(momo_check_t *cx, const char *step, const char *status,
 
     yajl_gen_map_open(cx->g);
     momo_json_kstr(cx->g, "step", step);
+
+    if (cx->product != NULL) {
+        momo_json_kstr(cx->g, "product", cx->product);
+    }
+
     momo_json_kstr(cx->g, "status", status);
     momo_json_kstr(cx->g, "message", d != NULL ? d->what : msg);
 
@@ -481,6 +505,11 @@ momo_check_skip(momo_check_t *cx, const char *step, const char *why)
 
     yajl_gen_map_open(cx->g);
     momo_json_kstr(cx->g, "step", step);
+
+    if (cx->product != NULL) {
+        momo_json_kstr(cx->g, "product", cx->product);
+    }
+
     momo_json_kstr(cx->g, "status", "skip");
     momo_json_kstr(cx->g, "message", why);
     yajl_gen_map_close(cx->g);

@@ -2,6 +2,8 @@
 /*
  * momo pay, momo status: RequestToPay straight to MTN (not through
  * nginx), for manual tests of the credentials and the test numbers.
+ * The input checks, the request and the wait serve refund and payout
+ * too (momo_cmd_payout.c).
  */
 
 
@@ -13,29 +15,11 @@
 #include "momo_cli.h"
 
 
-typedef struct {
-    char          phone[24];
-    const char   *amount;
-    const char   *currency;
-    const char   *external_id;
-    const char   *message;
-    const char   *note;
-    char          external_buf[48];
-} momo_pay_input_t;
-
-
-static int momo_pay_validate(const momo_opts_t *o, const momo_config_t *cf,
-    momo_pay_input_t *in);
 static int momo_pay_phone(const char *arg, char *out, size_t size);
 static int momo_pay_amount(const char *amount, const char *currency);
 static const char *momo_pay_text(const char *s);
-static char *momo_pay_body(const momo_pay_input_t *in);
-static int momo_pay_request(const momo_opts_t *o, momo_client_t *c,
-    const momo_pay_input_t *in, momo_payment_t *pm);
-static int momo_pay_finish(const momo_opts_t *o, momo_client_t *c,
-    momo_payment_t *pm, int tolerate_404);
-static int momo_pay_report(const momo_opts_t *o, const momo_payment_t *pm,
-    int exit_code, const momo_diag_t *d);
+static void momo_pay_next_step(const momo_payment_t *pm,
+    const char *what);
 
 
 int
@@ -51,19 +35,24 @@ momo_cmd_pay(momo_opts_t *o)
         return momo_usage(o, "pay needs --phone and --amount");
     }
 
-    rc = momo_config_open(&cf, o);
+    rc = momo_config_open(&cf, o, MOMO_COLLECTION);
     if (rc != 0) {
         momo_config_free(&cf);
         return rc;
     }
 
-    rc = momo_pay_validate(o, &cf, &in);
+    rc = momo_pay_validate(o, &cf, &in, "momo-cli test payment");
 
     if (rc == 0) {
         memset(&pm, 0, sizeof(pm));
-        momo_api_init(&c, &cf, o->http_timeout_ms);
+        momo_api_init(&c, &cf, o->http_timeout_ms, MOMO_COLLECTION);
 
-        rc = momo_pay_request(o, &c, &in, &pm);
+        if (momo_uuid_v4(pm.reference_id) != 0) {
+            rc = momo_fail(o, MOMO_EXIT_MTN, "NO_RANDOMNESS",
+                           "cannot get random bytes for a reference id");
+        } else {
+            rc = momo_pay_request(o, &c, &in, &pm);
+        }
 
         if (rc == 0) {
             rc = momo_pay_finish(o, &c, &pm, 1);
@@ -85,6 +74,7 @@ momo_cmd_status(momo_opts_t *o)
     momo_client_t    c;
     momo_config_t    cf;
     momo_payment_t   pm;
+    momo_product_e   product;
 
     if (o->nargs != 1) {
         return momo_usage(o, "status needs one reference id");
@@ -95,16 +85,25 @@ momo_cmd_status(momo_opts_t *o)
                           "\"momo pay\" prints)", o->args[0]);
     }
 
-    rc = momo_config_open(&cf, o);
-    if (rc != 0) {
-        momo_config_free(&cf);
-        return rc;
+    if (o->refund && o->payout) {
+        return momo_usage(o, "--refund or --payout, not both");
     }
 
     memset(&pm, 0, sizeof(pm));
     snprintf(pm.reference_id, sizeof(pm.reference_id), "%s", o->args[0]);
 
-    momo_api_init(&c, &cf, o->http_timeout_ms);
+    pm.op = o->refund ? MOMO_OP_REFUND
+                      : (o->payout ? MOMO_OP_PAYOUT : MOMO_OP_PAYMENT);
+    product = (pm.op == MOMO_OP_PAYMENT) ? MOMO_COLLECTION
+                                         : MOMO_DISBURSEMENT;
+
+    rc = momo_config_open(&cf, o, product);
+    if (rc != 0) {
+        momo_config_free(&cf);
+        return rc;
+    }
+
+    momo_api_init(&c, &cf, o->http_timeout_ms, product);
     rc = momo_pay_finish(o, &c, &pm, 0);
     momo_api_free(&c);
     momo_config_free(&cf);
@@ -113,15 +112,19 @@ momo_cmd_status(momo_opts_t *o)
 }
 
 
-static int
+/* the options common to pay, refund and payout; no phone for a refund */
+
+int
 momo_pay_validate(const momo_opts_t *o, const momo_config_t *cf,
-    momo_pay_input_t *in)
+    momo_pay_input_t *in, const char *text)
 {
     const char  *problem;
 
     memset(in, 0, sizeof(*in));
 
-    if (!momo_pay_phone(o->phone, in->phone, sizeof(in->phone))) {
+    if (o->phone != NULL
+        && !momo_pay_phone(o->phone, in->phone, sizeof(in->phone)))
+    {
         return momo_usage(o, "--phone \"%s\" is not a phone number: 8-15 "
                           "digits in international form, like "
                           "46733123450 or +237 6xx xx xx xx", o->phone);
@@ -146,8 +149,8 @@ momo_pay_validate(const momo_opts_t *o, const momo_config_t *cf,
     }
 
     in->amount = o->amount;
-    in->message = o->message ? o->message : "momo-cli test payment";
-    in->note = o->note ? o->note : "momo-cli test payment";
+    in->message = o->message ? o->message : text;
+    in->note = o->note ? o->note : text;
 
     problem = momo_pay_text(in->message);
     if (problem != NULL) {
@@ -265,8 +268,8 @@ momo_pay_text(const char *s)
 }
 
 
-static char *
-momo_pay_body(const momo_pay_input_t *in)
+char *
+momo_pay_body(const momo_pay_input_t *in, momo_op_e op)
 {
     char                 *body;
     size_t                len;
@@ -282,13 +285,22 @@ momo_pay_body(const momo_pay_input_t *in)
     momo_json_kstr_raw(g, "amount", in->amount);
     momo_json_kstr_raw(g, "currency", in->currency);
     momo_json_kstr_raw(g, "externalId", in->external_id);
-    momo_json_key(g, "payer");
-    yajl_gen_map_open(g);
-    momo_json_kstr_raw(g, "partyIdType", "MSISDN");
-    momo_json_kstr_raw(g, "partyId", in->phone);
-    yajl_gen_map_close(g);
+
+    if (op != MOMO_OP_REFUND) {
+        momo_json_key(g, op == MOMO_OP_PAYMENT ? "payer" : "payee");
+        yajl_gen_map_open(g);
+        momo_json_kstr_raw(g, "partyIdType", "MSISDN");
+        momo_json_kstr_raw(g, "partyId", in->phone);
+        yajl_gen_map_close(g);
+    }
+
     momo_json_kstr_raw(g, "payerMessage", in->message);
     momo_json_kstr_raw(g, "payeeNote", in->note);
+
+    if (op == MOMO_OP_REFUND) {
+        momo_json_kstr_raw(g, "referenceIdToRefund", in->refund_of);
+    }
+
     yajl_gen_map_close(g);
 
     body = NULL;
@@ -305,22 +317,22 @@ momo_pay_body(const momo_pay_input_t *in)
 }
 
 
-/* POST /collection/v1_0/requesttopay: 0 on 202, else the exit code */
+/*
+ * POST /collection/v1_0/requesttopay, /disbursement/v1_0/refund or
+ * /disbursement/v1_0/transfer with pm->reference_id: 0 on 202, -1 on
+ * MTN's 409 for a refund or payout (the caller looks at what MTN has),
+ * else the exit code.
+ */
 
-static int
+int
 momo_pay_request(const momo_opts_t *o, momo_client_t *c,
     const momo_pay_input_t *in, momo_payment_t *pm)
 {
     int                rc;
     char              *body, ref_header[64], cb_header[1024];
-    const char        *extra[3];
+    const char        *extra[3], *call;
     momo_diag_t        d;
     momo_http_resp_t   rs;
-
-    if (momo_uuid_v4(pm->reference_id) != 0) {
-        return momo_fail(o, MOMO_EXIT_MTN, "NO_RANDOMNESS",
-                         "cannot get random bytes for a reference id");
-    }
 
     snprintf(ref_header, sizeof(ref_header), "X-Reference-Id: %s",
              pm->reference_id);
@@ -334,13 +346,15 @@ momo_pay_request(const momo_opts_t *o, momo_client_t *c,
         extra[1] = cb_header;
     }
 
-    body = momo_pay_body(in);
+    body = momo_pay_body(in, pm->op);
     if (body == NULL) {
         return momo_fail(o, MOMO_EXIT_MTN, "INTERNAL", "out of memory");
     }
 
-    rc = momo_api_call(c, "requesttopay", "POST",
-                       "/collection/v1_0/requesttopay", extra, body, &rs);
+    call = strrchr(momo_payment_path(pm->op), '/') + 1;
+
+    rc = momo_api_call(c, call, "POST", momo_payment_path(pm->op), extra,
+                       body, &rs);
     free(body);
 
     if (rc == 0) {
@@ -358,18 +372,34 @@ momo_pay_request(const momo_opts_t *o, momo_client_t *c,
 
     momo_diag(&rs, c->cf, &d);
     momo_http_free(&rs);
+
+    if (d.http_status == 409 && pm->op != MOMO_OP_PAYMENT
+        && strcmp(d.call, call) == 0)
+    {
+        return -1;
+    }
+
     momo_api_explain(c, &d);
 
     /* an unanswered POST may still have reached MTN */
-    if (d.http_status == 0 && strcmp(d.call, "requesttopay") == 0) {
-        snprintf(d.hint + strlen(d.hint), sizeof(d.hint) - strlen(d.hint),
-                 " MTN may have accepted the payment all the same: ask "
-                 "\"momo status %s\" before paying again.",
-                 pm->reference_id);
-        return momo_fail_diag(o, &d, pm->reference_id);
+    if (d.http_status == 0 && strcmp(d.call, call) == 0) {
+        if (pm->op == MOMO_OP_PAYMENT) {
+            snprintf(d.hint + strlen(d.hint),
+                     sizeof(d.hint) - strlen(d.hint),
+                     " MTN may have accepted the payment all the same: ask "
+                     "\"momo status %s\" before paying again.",
+                     pm->reference_id);
+        } else {
+            snprintf(d.hint + strlen(d.hint),
+                     sizeof(d.hint) - strlen(d.hint),
+                     " MTN may have accepted it all the same: run the same "
+                     "command again with the same --idempotency-key; it "
+                     "reaches MTN with the same reference id, so the money "
+                     "cannot go twice.");
+        }
     }
 
-    return momo_fail_diag(o, &d, strcmp(d.call, "requesttopay") == 0
+    return momo_fail_diag(o, &d, strcmp(d.call, call) == 0
                                  ? pm->reference_id : NULL);
 }
 
@@ -379,7 +409,7 @@ momo_pay_request(const momo_opts_t *o, momo_client_t *c,
  * until the payment is final.
  */
 
-static int
+int
 momo_pay_finish(const momo_opts_t *o, momo_client_t *c, momo_payment_t *pm,
     int tolerate_404)
 {
@@ -433,7 +463,7 @@ momo_pay_finish(const momo_opts_t *o, momo_client_t *c, momo_payment_t *pm,
 }
 
 
-static int
+int
 momo_pay_report(const momo_opts_t *o, const momo_payment_t *pm,
     int exit_code, const momo_diag_t *d)
 {
@@ -461,14 +491,27 @@ momo_pay_report(const momo_opts_t *o, const momo_payment_t *pm,
     }
 
     if (exit_code == MOMO_EXIT_PENDING) {
-        momo_printf("still pending after %.0f s; ask again with: momo status "
-                    "%s --wait\n", o->wait_timeout_ms / 1000.0,
-                    pm->reference_id);
+        momo_printf("still pending after %.0f s; ", o->wait_timeout_ms
+                    / 1000.0);
+        momo_pay_next_step(pm, "ask again with");
 
     } else if (!o->wait && strcmp(pm->status, "pending") == 0) {
-        momo_printf("see how it ends with: momo status %s --wait\n",
-                    pm->reference_id);
+        momo_pay_next_step(pm, "see how it ends with");
     }
 
     return exit_code;
+}
+
+
+static void
+momo_pay_next_step(const momo_payment_t *pm, const char *what)
+{
+    if (pm->op == MOMO_OP_PAYMENT) {
+        momo_printf("%s: momo status %s --wait\n", what, pm->reference_id);
+        return;
+    }
+
+    momo_printf("%s: momo status %s --%s --wait (or the same command with "
+                "--wait)\n", what, pm->reference_id,
+                pm->op == MOMO_OP_REFUND ? "refund" : "payout");
 }

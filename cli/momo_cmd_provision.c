@@ -3,7 +3,9 @@
  * momo provision: creates a sandbox API user and key (momo-api.md 6.1)
  * and prints the .env lines.  Its output is the .env file, secrets
  * included, by design; --output writes it to a 0600 file instead and
- * prints them masked.
+ * prints them masked.  With --product disbursement the user is made with
+ * the Disbursement key, so it belongs to that product, and the output is
+ * the three MTN_MOMO_DISBURSEMENT_* lines to add to the .env.
  */
 
 
@@ -19,8 +21,9 @@
 
 
 typedef struct {
-    const momo_opts_t  *o;
-    char                base_url[512];
+    const momo_opts_t     *o;
+    const momo_product_t  *product;
+    char                   base_url[512];
     char                user[MOMO_UUID_LEN + 1];
     char                api_key[128];
     char                target_env[64];
@@ -38,6 +41,7 @@ static int momo_provision_send(momo_provision_t *pv, const char *what,
 static int momo_provision_user(momo_provision_t *pv);
 static int momo_provision_key(momo_provision_t *pv);
 static int momo_provision_confirm(momo_provision_t *pv);
+static int momo_provision_product(momo_provision_t *pv);
 static int momo_provision_failed(momo_provision_t *pv,
     momo_http_resp_t *rs, const char *step);
 static void momo_provision_env(momo_provision_t *pv, FILE *f);
@@ -77,6 +81,10 @@ momo_cmd_provision(momo_opts_t *o)
         rc = momo_provision_confirm(&pv);
     }
 
+    if (rc == 0) {
+        rc = momo_provision_product(&pv);
+    }
+
     if (rc != 0) {
         return rc;
     }
@@ -97,11 +105,20 @@ momo_cmd_provision(momo_opts_t *o)
 static int
 momo_provision_args(momo_provision_t *pv)
 {
+    int                rc;
     size_t             len;
     const char        *problem, *base;
+    momo_product_e     product;
     const momo_opts_t  *o;
 
     o = pv->o;
+
+    rc = momo_config_product(o, &product);
+    if (rc != 0) {
+        return rc;
+    }
+
+    pv->product = &momo_products[product];
 
     if (o->subscription_key == NULL || o->callback_host == NULL) {
         return momo_usage(o, "provision needs --subscription-key and "
@@ -112,8 +129,9 @@ momo_provision_args(momo_provision_t *pv)
         || strpbrk(o->subscription_key, " \t\"'\\\r\n") != NULL)
     {
         return momo_usage(o, "--subscription-key is empty or holds blanks "
-                          "or quotes: paste the Collections primary key "
-                          "from your momodeveloper.mtn.com profile");
+                          "or quotes: paste the %s primary key from your "
+                          "momodeveloper.mtn.com profile",
+                          pv->product->title);
     }
 
     if (!momo_provision_host_ok(o->callback_host)) {
@@ -343,6 +361,54 @@ momo_provision_confirm(momo_provision_t *pv)
 }
 
 
+/*
+ * Any product's key makes an API user, which then belongs to the key's
+ * product: a Collections key given with --product disbursement makes a
+ * Collections user.  A token call on the product tells.
+ */
+
+static int
+momo_provision_product(momo_provision_t *pv)
+{
+    int                    rc;
+    momo_client_t          c;
+    momo_config_t          cf;
+    momo_http_resp_t       rs;
+    const momo_product_t  *p;
+
+    p = pv->product;
+
+    if (p == &momo_products[MOMO_COLLECTION]) {
+        return 0;
+    }
+
+    memset(&cf, 0, sizeof(cf));
+    cf.path = "(none)";
+    cf.value[p->key_user] = pv->user;
+    cf.value[p->key_api_key] = pv->api_key;
+    cf.value[p->key_sub_key] = (char *) pv->o->subscription_key;
+    cf.target_env = pv->target_env;
+    cf.base_url = pv->base_url;
+
+    momo_api_init(&c, &cf, pv->timeout_ms,
+                  (momo_product_e) (p - momo_products));
+    rc = momo_api_token(&c, &rs);
+    momo_api_free(&c);
+
+    if (rc != 0) {
+        return momo_provision_failed(pv, &rs, "get a token with it");
+    }
+
+    momo_http_free(&rs);
+
+    if (!pv->o->json) {
+        momo_eprintf("%s gives the new user a token\n", p->title);
+    }
+
+    return 0;
+}
+
+
 static int
 momo_provision_failed(momo_provision_t *pv, momo_http_resp_t *rs,
     const char *step)
@@ -359,13 +425,18 @@ momo_provision_failed(momo_provision_t *pv, momo_http_resp_t *rs,
     if (strcmp(d.code, "SUBSCRIPTION_KEY_REFUSED") == 0) {
         snprintf(d.hint, sizeof(d.hint),
                  "--subscription-key is wrong or for another product: use "
-                 "the Collections primary (or secondary) key from your "
-                 "profile on momodeveloper.mtn.com. Provisioning works on "
-                 "the sandbox only; production credentials come from MTN's "
-                 "partner portal.");
+                 "the %s primary (or secondary) key from your profile on "
+                 "momodeveloper.mtn.com%s. Provisioning works on the "
+                 "sandbox only; production credentials come from MTN's "
+                 "partner portal.", pv->product->title,
+                 pv->product == &momo_products[MOMO_COLLECTION]
+                 ? " (for a Disbursement user: --product disbursement)"
+                 : "");
     }
 
-    if (strcmp(rs->what, "apiuser") != 0) {
+    if (strcmp(rs->what, "apikey") == 0
+        || strcmp(rs->what, "apiuser_get") == 0)
+    {
         snprintf(d.hint + strlen(d.hint), sizeof(d.hint) - strlen(d.hint),
                  " (API user %s was created, its key was not: run "
                  "momo provision again.)", pv->user);
@@ -381,6 +452,21 @@ momo_provision_failed(momo_provision_t *pv, momo_http_resp_t *rs,
 static void
 momo_provision_env(momo_provision_t *pv, FILE *f)
 {
+    const char  *pre;
+
+    pre = pv->product->env_prefix;
+
+    if (pv->product != &momo_products[MOMO_COLLECTION]) {
+        fprintf(f, "# MTN MoMo %s %s credentials made by momo provision "
+                "--product %s; add them to the .env\n", pv->target_env,
+                pv->product->title, pv->product->name);
+        fprintf(f, "%sAPI_USER_ID=\"%s\"\n", pre, pv->user);
+        fprintf(f, "%sAPI_KEY=\"%s\"\n", pre, pv->api_key);
+        fprintf(f, "%sSUBSCRIPTION_KEY=\"%s\"\n", pre,
+                pv->o->subscription_key);
+        return;
+    }
+
     fprintf(f, "# MTN MoMo %s credentials made by momo provision; keep this "
             "file private\n", pv->target_env);
     fprintf(f, "MTN_MOMO_API_USER_ID=\"%s\"\n", pv->user);
@@ -465,22 +551,30 @@ momo_provision_report(momo_provision_t *pv)
     momo_json_kstr(g, "provider_callback_host", pv->callback_host);
     momo_json_kstr(g, "env_file", o->output);
 
+    momo_json_kstr(g, "product", pv->product->name);
+
     momo_json_key(g, "env");
     yajl_gen_map_open(g);
-    momo_json_kstr(g, "MTN_MOMO_API_USER_ID", pv->user);
+    momo_json_kstr(g, momo_key_names[pv->product->key_user], pv->user);
 
     if (o->output == NULL) {
-        momo_json_kstr_raw(g, "MTN_MOMO_API_KEY", pv->api_key);
-        momo_json_kstr_raw(g, "MTN_MOMO_SUBSCRIPTION_KEY",
+        momo_json_kstr_raw(g, momo_key_names[pv->product->key_api_key],
+                           pv->api_key);
+        momo_json_kstr_raw(g, momo_key_names[pv->product->key_sub_key],
                            o->subscription_key);
     } else {
-        momo_json_kstr(g, "MTN_MOMO_API_KEY", pv->api_key);
-        momo_json_kstr(g, "MTN_MOMO_SUBSCRIPTION_KEY", o->subscription_key);
+        momo_json_kstr(g, momo_key_names[pv->product->key_api_key],
+                       pv->api_key);
+        momo_json_kstr(g, momo_key_names[pv->product->key_sub_key],
+                       o->subscription_key);
     }
 
-    momo_json_kstr(g, "MTN_MOMO_TARGET_ENVIRONMENT", pv->target_env);
-    momo_json_kstr(g, "MTN_MOMO_BASE_URL", pv->base_url);
-    momo_json_kstr(g, "MTN_MOMO_CALLBACK_URL", pv->callback_url);
+    if (pv->product == &momo_products[MOMO_COLLECTION]) {
+        momo_json_kstr(g, "MTN_MOMO_TARGET_ENVIRONMENT", pv->target_env);
+        momo_json_kstr(g, "MTN_MOMO_BASE_URL", pv->base_url);
+        momo_json_kstr(g, "MTN_MOMO_CALLBACK_URL", pv->callback_url);
+    }
+
     yajl_gen_map_close(g);
 
     momo_json_end(g);

@@ -24,7 +24,9 @@ static void momo_config_pair(momo_config_t *cf, const momo_env_pair_t *pair,
     unsigned line);
 static void momo_config_check_env(momo_config_t *cf);
 static void momo_config_check_base(momo_config_t *cf);
-static void momo_config_check_user(momo_config_t *cf);
+static void momo_config_check_product(momo_config_t *cf,
+    momo_product_e product);
+static void momo_config_check_user(momo_config_t *cf, int k);
 static void momo_config_check_secret(momo_config_t *cf, int k);
 static void momo_config_check_callback(momo_config_t *cf);
 static int momo_config_host_is(const char *url, const char *host);
@@ -36,7 +38,20 @@ const char  *momo_key_names[MOMO_KEY_N] = {
     "MTN_MOMO_SUBSCRIPTION_KEY",
     "MTN_MOMO_TARGET_ENVIRONMENT",
     "MTN_MOMO_BASE_URL",
-    "MTN_MOMO_CALLBACK_URL"
+    "MTN_MOMO_CALLBACK_URL",
+    "MTN_MOMO_DISBURSEMENT_API_USER_ID",
+    "MTN_MOMO_DISBURSEMENT_API_KEY",
+    "MTN_MOMO_DISBURSEMENT_SUBSCRIPTION_KEY"
+};
+
+
+const momo_product_t  momo_products[MOMO_PRODUCT_N] = {
+    { "collection", "Collections", "MTN_MOMO_",
+      "Disbursement and Remittance", "payments",
+      MOMO_KEY_USER, MOMO_KEY_API_KEY, MOMO_KEY_SUB_KEY },
+    { "disbursement", "Disbursement", "MTN_MOMO_DISBURSEMENT_",
+      "Collections and Remittance", "refunds and payouts",
+      MOMO_KEY_D_USER, MOMO_KEY_D_API_KEY, MOMO_KEY_D_SUB_KEY }
 };
 
 
@@ -199,11 +214,16 @@ momo_config_validate(momo_config_t *cf)
 {
     int  k;
 
+    for (k = 0; k < MOMO_PRODUCT_N; k++) {
+        cf->has[k] = (cf->value[momo_products[k].key_user] != NULL
+                      || cf->value[momo_products[k].key_api_key] != NULL
+                      || cf->value[momo_products[k].key_sub_key] != NULL);
+    }
+
     momo_config_check_env(cf);
     momo_config_check_base(cf);
-    momo_config_check_user(cf);
-    momo_config_check_secret(cf, MOMO_KEY_API_KEY);
-    momo_config_check_secret(cf, MOMO_KEY_SUB_KEY);
+    momo_config_check_product(cf, MOMO_COLLECTION);
+    momo_config_check_product(cf, MOMO_DISBURSEMENT);
     momo_config_check_callback(cf);
 
     if (cf->nsyntax > 0) {
@@ -314,15 +334,75 @@ momo_config_check_base(momo_config_t *cf)
 }
 
 
+/*
+ * A product's three credentials: all or none.  Collections' are needed
+ * unless the file is for Disbursement alone.
+ */
+
 static void
-momo_config_check_user(momo_config_t *cf)
+momo_config_check_product(momo_config_t *cf, momo_product_e product)
+{
+    int                    k;
+    const momo_product_t  *p;
+
+    p = &momo_products[product];
+
+    if (!cf->has[product]
+        && (product == MOMO_DISBURSEMENT || cf->has[MOMO_DISBURSEMENT]))
+    {
+        for (k = p->key_user; k <= p->key_sub_key; k++) {
+            cf->note[k] = (product == MOMO_DISBURSEMENT)
+                ? "not set: no refunds or payouts (momo provision "
+                  "--product disbursement)"
+                : "not set: no payments (momo provision)";
+        }
+
+        return;
+    }
+
+    cf->has[product] = 1;
+
+    momo_config_check_user(cf, p->key_user);
+    momo_config_check_secret(cf, p->key_api_key);
+    momo_config_check_secret(cf, p->key_sub_key);
+
+    if (product != MOMO_DISBURSEMENT || !cf->has[MOMO_COLLECTION]) {
+        return;
+    }
+
+    /* each product has its own subscription, so its own key */
+    if (cf->value[MOMO_KEY_D_SUB_KEY] != NULL
+        && cf->value[MOMO_KEY_SUB_KEY] != NULL
+        && strcmp(cf->value[MOMO_KEY_D_SUB_KEY],
+                  cf->value[MOMO_KEY_SUB_KEY]) == 0)
+    {
+        cf->note[MOMO_KEY_D_SUB_KEY] = "the same as "
+            "MTN_MOMO_SUBSCRIPTION_KEY: MTN gives each product its own "
+            "key, the Disbursement one is on your Disbursement "
+            "subscription";
+    }
+
+    if (cf->value[MOMO_KEY_D_USER] != NULL
+        && cf->value[MOMO_KEY_USER] != NULL
+        && strcasecmp(cf->value[MOMO_KEY_D_USER],
+                      cf->value[MOMO_KEY_USER]) == 0)
+    {
+        cf->note[MOMO_KEY_D_USER] = "the same as MTN_MOMO_API_USER_ID: an "
+            "API user belongs to one product; make a Disbursement one with "
+            "momo provision --product disbursement";
+    }
+}
+
+
+static void
+momo_config_check_user(momo_config_t *cf, int k)
 {
     const char  *v;
 
-    v = cf->value[MOMO_KEY_USER];
+    v = cf->value[k];
 
     if (v == NULL || v[0] == '\0') {
-        cf->problem[MOMO_KEY_USER] = (v == NULL) ? "missing" : "empty";
+        cf->problem[k] = (v == NULL) ? "missing" : "empty";
         return;
     }
 
@@ -334,7 +414,7 @@ momo_config_check_user(momo_config_t *cf)
     }
 
     if (!momo_is_uuid(v)) {
-        cf->problem[MOMO_KEY_USER] = "not a UUID (8-4-4-4-12 hex digits, "
+        cf->problem[k] = "not a UUID (8-4-4-4-12 hex digits, "
                                      "as momo provision or MTN's partner "
                                      "portal gives it)";
     }
@@ -355,7 +435,9 @@ momo_config_check_secret(momo_config_t *cf, int k)
 
     momo_secret_add(v);
 
-    if (k == MOMO_KEY_SUB_KEY && strlen(v) != 32) {
+    if ((k == MOMO_KEY_SUB_KEY || k == MOMO_KEY_D_SUB_KEY)
+        && strlen(v) != 32)
+    {
         cf->note[k] = "MTN's subscription keys are 32 hex digits; check "
                       "it was copied whole";
     }
@@ -526,9 +608,11 @@ momo_config_currency(const char *target_env)
  */
 
 int
-momo_config_open(momo_config_t *cf, const momo_opts_t *o)
+momo_config_open(momo_config_t *cf, const momo_opts_t *o,
+    momo_product_e product)
 {
-    int  k;
+    int                    k;
+    const momo_product_t  *p;
 
     if (momo_config_load(cf, o->env_file) != 0) {
         return momo_fail(o, MOMO_EXIT_CONFIG, "CONFIG_UNREADABLE", "%s",
@@ -536,7 +620,22 @@ momo_config_open(momo_config_t *cf, const momo_opts_t *o)
     }
 
     if (momo_config_validate(cf) == 0) {
-        return 0;
+
+        if (cf->has[product]) {
+            return 0;
+        }
+
+        p = &momo_products[product];
+
+        return momo_fail(o, MOMO_EXIT_CONFIG, "CONFIG_INVALID",
+                         "%s: %s: missing: %s need the %s product's "
+                         "credentials (%sAPI_USER_ID, %sAPI_KEY, "
+                         "%sSUBSCRIPTION_KEY); sandbox ones come from "
+                         "\"momo provision%s\"", cf->path,
+                         momo_key_names[p->key_user], p->uses, p->title,
+                         p->env_prefix, p->env_prefix, p->env_prefix,
+                         product == MOMO_DISBURSEMENT
+                         ? " --product disbursement" : "");
     }
 
     if (cf->nsyntax > 0) {
@@ -552,6 +651,31 @@ momo_config_open(momo_config_t *cf, const momo_opts_t *o)
                      "%s: %s: %s; \"momo check --env-file %s\" lists "
                      "every problem", cf->path, momo_key_names[k],
                      cf->problem[k], cf->path);
+}
+
+
+/* --product collection|disbursement, collection by default */
+
+int
+momo_config_product(const momo_opts_t *o, momo_product_e *product)
+{
+    int  i;
+
+    *product = MOMO_COLLECTION;
+
+    if (o->product == NULL) {
+        return 0;
+    }
+
+    for (i = 0; i < MOMO_PRODUCT_N; i++) {
+        if (strcmp(o->product, momo_products[i].name) == 0) {
+            *product = (momo_product_e) i;
+            return 0;
+        }
+    }
+
+    return momo_usage(o, "--product \"%s\" is not collection or "
+                      "disbursement", o->product);
 }
 
 

@@ -28,6 +28,7 @@ typedef struct {
 static void momo_diag_net(momo_diag_ctx_t *x);
 static void momo_diag_http(momo_diag_ctx_t *x);
 static int momo_diag_auth(momo_diag_ctx_t *x);
+static int momo_diag_credentials(momo_diag_ctx_t *x);
 static int momo_diag_mtn_code(momo_diag_ctx_t *x);
 static void momo_diag_other(momo_diag_ctx_t *x);
 static void momo_diag_set(momo_diag_ctx_t *x, const char *code,
@@ -203,36 +204,11 @@ momo_diag_http(momo_diag_ctx_t *x)
 static int
 momo_diag_auth(momo_diag_ctx_t *x)
 {
-    long         status;
-    const char  *token_call;
+    long  status;
 
     status = x->rs->status;
-    token_call = (strcmp(x->rs->what, "token") == 0) ? "token" : NULL;
 
-    if (status == 401 && x->apim) {
-        momo_diag_set(x, "SUBSCRIPTION_KEY_REFUSED",
-            "MTN's gateway refused the subscription key",
-            "MTN_MOMO_SUBSCRIPTION_KEY is wrong or belongs to another "
-            "product: the Collections product's key is needed "
-            "(Disbursement and Remittance keys fail here). If the primary "
-            "key does not work, try the secondary key. Sandbox keys are in "
-            "your profile on momodeveloper.mtn.com, production keys on "
-            "momoapi.mtn.com.");
-        return 1;
-    }
-
-    if ((x->error != NULL && (strcmp(x->error, "login_failed") == 0
-                              || strcmp(x->error, "invalid_client") == 0))
-        || (token_call && (status == 401 || status == 403) && !x->html))
-    {
-        momo_diag_set(x, "LOGIN_FAILED",
-            "MTN refused the API user or the API key",
-            "Check MTN_MOMO_API_USER_ID and MTN_MOMO_API_KEY. They may also "
-            "be right but made for another environment or base URL: "
-            "sandbox credentials (momo provision) work only on "
-            "sandbox.momodeveloper.mtn.com with target environment "
-            "sandbox; production ones come from MTN's partner portal. A "
-            "lost or doubtful sandbox key: run momo provision again.");
+    if (momo_diag_credentials(x)) {
         return 1;
     }
 
@@ -251,6 +227,60 @@ momo_diag_auth(momo_diag_ctx_t *x)
             "The API user may have lost access to this product or "
             "environment: check MTN_MOMO_TARGET_ENVIRONMENT and "
             "MTN_MOMO_BASE_URL match the credentials.");
+        return 1;
+    }
+
+    return 0;
+}
+
+
+/*
+ * The subscription key, the API user and key, named by the product the
+ * call was for (its path says which): each has its own.
+ */
+
+static int
+momo_diag_credentials(momo_diag_ctx_t *x)
+{
+    int                    token_call, disb;
+    char                   meaning[128], hint[640];
+    const momo_product_t  *p;
+
+    disb = (strncmp(momo_http_path(x->rs), "/disbursement/", 14) == 0);
+    p = &momo_products[disb ? MOMO_DISBURSEMENT : MOMO_COLLECTION];
+    token_call = (strcmp(x->rs->what, "token") == 0);
+
+    if (x->rs->status == 401 && x->apim) {
+        snprintf(meaning, sizeof(meaning), "MTN's gateway refused the "
+                 "subscription key of %s", p->title);
+        snprintf(hint, sizeof(hint),
+            "%sSUBSCRIPTION_KEY is wrong or belongs to another product: "
+            "the %s product's key is needed (%s keys fail here). If the "
+            "primary key does not work, try the secondary key. Sandbox keys "
+            "are in your profile on momodeveloper.mtn.com, production keys "
+            "on momoapi.mtn.com.", p->env_prefix, p->title, p->others);
+        momo_diag_set(x, "SUBSCRIPTION_KEY_REFUSED", meaning, hint);
+        return 1;
+    }
+
+    if ((x->error != NULL && (strcmp(x->error, "login_failed") == 0
+                              || strcmp(x->error, "invalid_client") == 0))
+        || (token_call && (x->rs->status == 401 || x->rs->status == 403)
+            && !x->html))
+    {
+        snprintf(meaning, sizeof(meaning), "MTN refused the API user or the "
+                 "API key of %s", p->title);
+        snprintf(hint, sizeof(hint),
+            "Check %sAPI_USER_ID and %sAPI_KEY.%s They may also be right but "
+            "made for another environment or base URL: sandbox credentials "
+            "(momo provision) work only on sandbox.momodeveloper.mtn.com "
+            "with target environment sandbox; production ones come from "
+            "MTN's partner portal. A lost or doubtful sandbox key: run momo "
+            "provision%s again.", p->env_prefix, p->env_prefix,
+            disb ? " An API user belongs to the product whose key made it: "
+                   "a Collections API user is refused here." : "",
+            disb ? " --product disbursement" : "");
+        momo_diag_set(x, "LOGIN_FAILED", meaning, hint);
         return 1;
     }
 

@@ -1,6 +1,8 @@
 
 /*
- * A payment's status as MTN reports it, and waiting for the end of it.
+ * A payment's status as MTN reports it, and waiting for the end of it;
+ * the same for a refund or a payout (Disbursement), whose status names
+ * a "payee" where a payment's names the "payer".
  *
  * SUCCESSFUL and FAILED are final; CREATED, PENDING and anything MTN may
  * invent later are pending.  "reason" comes as a string or, following
@@ -8,6 +10,7 @@
  */
 
 
+#include <ctype.h>
 #include <string.h>
 
 #include "momo_cli.h"
@@ -58,7 +61,8 @@ momo_payment_parse(const momo_http_resp_t *rs, momo_payment_t *pm)
     momo_payment_copy(pm->financial_id, sizeof(pm->financial_id),
                       momo_json_str(json, "financialTransactionId"));
 
-    payer = momo_json_get(json, "payer");
+    payer = momo_json_get(json, pm->op == MOMO_OP_PAYMENT ? "payer"
+                                                          : "payee");
     momo_payment_copy(pm->payer, sizeof(pm->payer),
                       momo_json_str(payer, "partyId"));
 
@@ -105,7 +109,78 @@ momo_payment_final(const momo_payment_t *pm)
 }
 
 
-/* GET /collection/v1_0/requesttopay/{id}: 0 with *pm set, or -1 */
+/* where MTN takes the operation, and answers its status below it */
+
+const char *
+momo_payment_path(momo_op_e op)
+{
+    switch (op) {
+
+    case MOMO_OP_REFUND:
+        return "/disbursement/v1_0/refund";
+
+    case MOMO_OP_PAYOUT:
+        return "/disbursement/v1_0/transfer";
+
+    default:
+        return "/collection/v1_0/requesttopay";
+    }
+}
+
+
+/* "30" and "30.00" are the same amount */
+
+int
+momo_payment_same_amount(const char *a, const char *b)
+{
+    long long  ca;
+
+    if (a == NULL || b == NULL) {
+        return 0;
+    }
+
+    ca = momo_payment_cents(a);
+
+    return ca >= 0 && ca == momo_payment_cents(b);
+}
+
+
+/* an amount in hundredths, -1 when it is not digits with 0-2 decimals */
+
+long long
+momo_payment_cents(const char *s)
+{
+    int        decimals;
+    long long  v;
+
+    v = 0;
+    decimals = -1;
+
+    for ( /* void */ ; *s != '\0'; s++) {
+        if (*s == '.' && decimals == -1) {
+            decimals = 0;
+            continue;
+        }
+
+        if (!isdigit((unsigned char) *s) || decimals == 2
+            || v > 1000000000000LL)
+        {
+            return -1;
+        }
+
+        v = v * 10 + (*s - '0');
+        decimals += (decimals >= 0);
+    }
+
+    for (decimals = (decimals < 0) ? 0 : decimals; decimals < 2; decimals++) {
+        v *= 10;
+    }
+
+    return v;
+}
+
+
+/* GET {path}/{id}: 0 with *pm set, or -1 */
 
 int
 momo_payment_fetch(momo_client_t *c, momo_payment_t *pm,
@@ -113,7 +188,7 @@ momo_payment_fetch(momo_client_t *c, momo_payment_t *pm,
 {
     char  path[128];
 
-    snprintf(path, sizeof(path), "/collection/v1_0/requesttopay/%s",
+    snprintf(path, sizeof(path), "%s/%s", momo_payment_path(pm->op),
              pm->reference_id);
 
     if (momo_api_call(c, "status", "GET", path, NULL, NULL, rs) != 0) {
@@ -270,7 +345,9 @@ momo_payment_print(const momo_payment_t *pm)
     }
 
     if (pm->payer[0] != '\0') {
-        momo_printf("payer:        %s\n", pm->payer);
+        momo_printf("%s        %s\n",
+                    pm->op == MOMO_OP_PAYMENT ? "payer:" : "payee:",
+                    pm->payer);
     }
 
     if (pm->external_id[0] != '\0') {
@@ -298,12 +375,19 @@ momo_payment_json(yajl_gen g, const momo_payment_t *pm)
     momo_json_kstr(g, "mtn_status", momo_or_null(pm->mtn_status));
     momo_json_kstr(g, "amount", momo_or_null(pm->amount));
     momo_json_kstr(g, "currency", momo_or_null(pm->currency));
-    momo_json_kstr(g, "payer", momo_or_null(pm->payer));
+    momo_json_kstr(g, pm->op == MOMO_OP_PAYMENT ? "payer" : "payee",
+                   momo_or_null(pm->payer));
     momo_json_kstr(g, "external_id", momo_or_null(pm->external_id));
     momo_json_kstr(g, "financial_transaction_id",
                    momo_or_null(pm->financial_id));
     momo_json_kstr(g, "reason", momo_or_null(pm->reason));
     momo_json_kstr(g, "reason_message", momo_or_null(pm->reason_message));
+
+    if (pm->op != MOMO_OP_PAYMENT) {
+        momo_json_kstr(g, "operation",
+                       pm->op == MOMO_OP_REFUND ? "refund" : "payout");
+        momo_json_kbool(g, "accepted_before", pm->accepted_before);
+    }
 
 #undef momo_or_null
 }

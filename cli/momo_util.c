@@ -16,18 +16,56 @@
 #include "momo_cli.h"
 
 
+static void momo_uuid_format(unsigned char *b, char *out);
+
+
 /* out: MOMO_UUID_LEN + 1 bytes */
 
 int
 momo_uuid_v4(char *out)
 {
-    int             i, n;
-    unsigned char   b[16];
-    static const char  hex[] = "0123456789abcdef";
+    unsigned char  b[16];
 
     if (RAND_bytes(b, sizeof(b)) != 1) {
         return -1;
     }
+
+    momo_uuid_format(b, out);
+
+    return 0;
+}
+
+
+/*
+ * The same material, the same UUID v4-shaped id (SHA-256): how a retry
+ * with the same idempotency key reaches MTN with the same reference id.
+ */
+
+int
+momo_uuid_derive(const char *material, char *out)
+{
+    unsigned int   len;
+    unsigned char  md[EVP_MAX_MD_SIZE];
+
+    if (EVP_Digest(material, strlen(material), md, &len, EVP_sha256(), NULL)
+        != 1)
+    {
+        return -1;
+    }
+
+    momo_uuid_format(md, out);
+
+    return 0;
+}
+
+
+/* 16 bytes b (changed) to version 4, variant 1, 8-4-4-4-12 */
+
+static void
+momo_uuid_format(unsigned char *b, char *out)
+{
+    int                i, n;
+    static const char  hex[] = "0123456789abcdef";
 
     b[6] = (unsigned char) ((b[6] & 0x0f) | 0x40);    /* version 4 */
     b[8] = (unsigned char) ((b[8] & 0x3f) | 0x80);    /* RFC 4122 variant */
@@ -44,8 +82,6 @@ momo_uuid_v4(char *out)
     }
 
     out[n] = '\0';
-
-    return 0;
 }
 
 

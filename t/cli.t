@@ -1,8 +1,9 @@
 #!/usr/bin/perl
 
 # The momo CLI against the MTN sandbox emulator: provisioning, check and
-# its diagnoses, pay/status with every sandbox test number, --json, and
-# no secret in any output.  TAP; run from anywhere, takes ~15 s.
+# its diagnoses (both products), pay/status with every sandbox test
+# number, refund, payout and balance (Disbursement), --json, and no
+# secret in any output.  TAP; run from anywhere, takes ~25 s.
 #
 # Uses $MOMO_CLI, else objs/momo when newer than its sources, else builds
 # one into a temp dir.
@@ -30,6 +31,9 @@ my $API_USER = '6f1c3a52-8d4e-4b7a-9c21-3e5f7a9b0d14';
 my $API_KEY  = '2f9d8c7b6a5e4d3c2b1a0f9e8d7c6b5a';
 my $SUB_KEY  = 'a1b2c3d4e5f60718293a4b5c6d7e8f90';
 my $OTHER    = 'f' x 32;
+my $D_USER   = '3d7b9e15-6a2c-4f48-8b90-c1e5a7d3f260';
+my $D_KEY    = '9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b';
+my $D_SUB    = 'f0e1d2c3b4a5968778695a4b3c2d1e0f';
 my $UUID4    = qr/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-
                   [0-9a-f]{12}$/x;
 
@@ -169,6 +173,15 @@ sub error_code {
     return $s->{error} ? $s->{error}{code} // '' : '';
 }
 
+# the step of check --json for one product
+sub pstep {
+    my ($r, $product, $name) = @_;
+    return {} unless $r->{json} && ref $r->{json}{steps} eq 'ARRAY';
+    my ($s) = grep { $_->{step} eq $name && ($_->{product} // '') eq $product }
+              @{ $r->{json}{steps} };
+    return $s || {};
+}
+
 
 # -- the binary --------------------------------------------------------------
 
@@ -237,10 +250,10 @@ my $seed_env = write_env('seed', %seed);
 {
     my $r = momo('--help');
     is($r->{rc}, 0, 'momo --help exits 0');
-    like($r->{out}, qr/provision.*check.*pay.*status/s,
+    like($r->{out}, qr/provision.*check.*pay.*status.*refund.*payout.*balance/s,
          'global help lists the commands');
 
-    for my $cmd (qw(provision check pay status)) {
+    for my $cmd (qw(provision check pay status refund payout balance)) {
         $r = momo($cmd, '--help');
         ok($r->{rc} == 0 && $r->{out} =~ /^usage: momo $cmd/,
            "momo $cmd --help");
@@ -608,6 +621,239 @@ for my $phone (sort keys %expect) {
 }
 
 
+
+# -- Disbursement: provision, check, payout, refund, balance ------------------
+
+my $d_prov_key;
+{
+    my $r = momo({ exempt => 1 }, 'provision', '--product', 'disbursement',
+                 '--subscription-key', $D_SUB, '--callback-host', '127.0.0.1',
+                 '--base-url', $emu);
+    my %env;
+    for (split /\n/, $r->{out}) {
+        $env{$1} = $2 if /^(MTN_MOMO_\w+)="([^"]*)"$/;
+    }
+    ok($r->{rc} == 0 && join(',', sort keys %env) eq
+       'MTN_MOMO_DISBURSEMENT_API_KEY,MTN_MOMO_DISBURSEMENT_API_USER_ID,'
+       . 'MTN_MOMO_DISBURSEMENT_SUBSCRIPTION_KEY',
+       'provision --product disbursement: the three Disbursement lines')
+        or diag($r->{out}, $r->{err});
+    like($env{MTN_MOMO_DISBURSEMENT_API_USER_ID} // '', $UUID4,
+         'Disbursement API user id is a UUID v4');
+    is($env{MTN_MOMO_DISBURSEMENT_SUBSCRIPTION_KEY}, $D_SUB,
+       'Disbursement subscription key printed');
+    $d_prov_key = $env{MTN_MOMO_DISBURSEMENT_API_KEY};
+
+    my $both = "$tmp/both.env";
+    open my $fh, '>', $both or die;
+    print $fh slurp($prov_env), $r->{out};
+    close $fh;
+    $r = momo('check', '--env-file', $both, '--json');
+    is(join(',', map { join '=', grep { defined } $_->{product}, $_->{step},
+                       $_->{status} } @{ $r->{json}{steps} || [] }),
+       'config=ok,collection=token=ok,collection=balance=ok,'
+       . 'collection=account=ok,disbursement=token=ok,'
+       . 'disbursement=balance=ok,disbursement=account=ok',
+       'check: the provisioned .env works for both products');
+    $r = momo('check', '--env-file', $both);
+    like($r->{out}, qr/^Disbursement .*\n^ok\s+token.*\n^ok\s+balance\s+1000000 EUR/m,
+         'check (text): the Disbursement steps');
+    like($r->{out},
+         qr/MTN_MOMO_DISBURSEMENT_API_KEY\s+\w{4}\x{e2}\x{80}\x{a6}\w{4}$/m,
+         'check shows the Disbursement API key masked');
+
+    $r = momo('provision', '--product', 'disbursement', '--subscription-key',
+              $SUB_KEY, '--callback-host', '127.0.0.1', '--base-url', $emu,
+              '--json');
+    ok($r->{rc} == 4 && $r->{json}{error}{code} eq 'SUBSCRIPTION_KEY_REFUSED'
+       && $r->{json}{error}{hint} =~ /Disbursement primary/,
+       'provision --product disbursement with a Collections key: exit 4');
+
+    $r = momo('provision', '--product', 'remittance', '--subscription-key',
+              $D_SUB, '--callback-host', '127.0.0.1', '--base-url', $emu);
+    is($r->{rc}, 2, 'provision --product remittance: exit 2');
+}
+
+my %dseed = (%seed,
+    MTN_MOMO_DISBURSEMENT_API_USER_ID      => $D_USER,
+    MTN_MOMO_DISBURSEMENT_API_KEY          => $D_KEY,
+    MTN_MOMO_DISBURSEMENT_SUBSCRIPTION_KEY => $D_SUB,
+);
+my $d_env = write_env('disb', %dseed);
+
+{
+    my $env = write_env('dbadkey', %dseed,
+                        MTN_MOMO_DISBURSEMENT_API_KEY => $OTHER);
+    my $r = momo('check', '--env-file', $env, '--json');
+    ok($r->{rc} == 4 && pstep($r, 'collection', 'token')->{status} eq 'ok'
+       && pstep($r, 'disbursement', 'token')->{error}{code} eq 'LOGIN_FAILED',
+       'wrong Disbursement API key: Collections ok, Disbursement '
+       . 'LOGIN_FAILED, exit 4');
+    $r = momo('check', '--env-file', $env);
+    like($r->{out}, qr/API key of Disbursement.*\n.*Check MTN_MOMO_DISBURSEMENT_API_USER_ID and MTN_MOMO_DISBURSEMENT_API_KEY/,
+         'wrong Disbursement API key: names the Disbursement keys');
+
+    $env = write_env('dcolluser', %dseed,
+                     MTN_MOMO_DISBURSEMENT_API_USER_ID => $API_USER,
+                     MTN_MOMO_DISBURSEMENT_API_KEY     => $API_KEY);
+    $r = momo('check', '--env-file', $env, '--json');
+    my $t = pstep($r, 'disbursement', 'token');
+    ok($r->{rc} == 4 && $t->{error}{code} eq 'LOGIN_FAILED'
+       && $t->{error}{hint} =~ /Collections API user is refused here/,
+       'a Collections API user as the Disbursement one: said so');
+    my %keys = map { $_->{key} => $_ } @{ step($r, 'config')->{keys} || [] };
+    like($keys{MTN_MOMO_DISBURSEMENT_API_USER_ID}{note} // '',
+         qr/same as MTN_MOMO_API_USER_ID/, '... and noted in config');
+
+    $env = write_env('dcollkey', %dseed,
+                     MTN_MOMO_DISBURSEMENT_SUBSCRIPTION_KEY => $SUB_KEY);
+    $r = momo('check', '--env-file', $env, '--json');
+    $t = pstep($r, 'disbursement', 'token');
+    ok($r->{rc} == 4 && $t->{error}{code} eq 'SUBSCRIPTION_KEY_REFUSED'
+       && $t->{error}{hint} =~ /MTN_MOMO_DISBURSEMENT_SUBSCRIPTION_KEY.*Disbursement product's key/,
+       'the Collections key as the Disbursement one: SUBSCRIPTION_KEY_REFUSED');
+
+    $env = write_env('donly',
+                     map { $_ => $dseed{$_} } grep { !/^MTN_MOMO_(API|SUB)/ }
+                     keys %dseed);
+    $r = momo('check', '--env-file', $env, '--json');
+    ok($r->{rc} == 0 && !grep({ ($_->{product} // '') eq 'collection' }
+                              @{ $r->{json}{steps} }),
+       'a Disbursement-only .env: checked, no Collections steps');
+
+    $r = momo('payout', '--phone', '46733123459', '--amount', '5',
+              '--idempotency-key', 'x', '--env-file', $seed_env, '--json');
+    ok($r->{rc} == 3 && $r->{json}{error}{message}
+       =~ /MTN_MOMO_DISBURSEMENT_API_USER_ID: missing/,
+       'payout without Disbursement credentials: exit 3, names the key');
+
+    $r = momo('payout', '--phone', '46733123459', '--amount', '5',
+              '--env-file', $d_env);
+    is($r->{rc}, 2, 'payout without --idempotency-key: exit 2');
+}
+
+my %d_expect = (
+    46733123450 => [5, 'failed', 'INTERNAL_PROCESSING_ERROR'],
+    46733123451 => [5, 'failed', 'APPROVAL_REJECTED'],
+    46733123452 => [5, 'failed', 'EXPIRED'],
+    46733123454 => [0, 'successful', undef],
+    46733123459 => [0, 'successful', undef],
+);
+
+for my $phone (sort keys %d_expect) {
+    my ($rc, $status, $reason) = @{ $d_expect{$phone} };
+    my $r = momo('payout', '--phone', $phone, '--amount', '10', '--wait',
+                 '--idempotency-key', "payout-$phone", '--env-file', $d_env,
+                 '--json');
+    my $j = $r->{json} || {};
+    ok($r->{rc} == $rc && ($j->{status} // '') eq $status
+       && ($j->{reason} // '') eq ($reason // '')
+       && ($j->{payee} // '') eq $phone && $j->{operation} eq 'payout',
+       "payout --wait $phone: $status" . ($reason ? " $reason" : '')
+       . ", exit $rc") or diag($r->{out}, $r->{err});
+}
+
+{
+    my $r = momo('payout', '--phone', '46733123453', '--amount', '10',
+                 '--wait', '--timeout', '2', '--idempotency-key', 'p-453',
+                 '--env-file', $d_env, '--json');
+    ok($r->{rc} == 6 && $r->{json}{status} eq 'pending',
+       'payout --wait 46733123453: still pending at --timeout, exit 6');
+
+    my $ref = $r->{json}{reference_id};
+    $r = momo('payout', '--phone', '46733123453', '--amount', '10',
+              '--idempotency-key', 'p-453', '--env-file', $d_env, '--json');
+    ok($r->{rc} == 0 && $r->{json}{reference_id} eq $ref
+       && $r->{json}{accepted_before},
+       'payout again with the same key: same reference id, accepted before');
+    my $calls = $json->decode(emu_get(
+        '/_emu/requests?path=/disbursement/v1_0/transfer&method=POST'));
+    is(scalar(grep { $_->{headers}{'X-Reference-Id'} eq $ref } @$calls), 2,
+       '... sent twice, with the same X-Reference-Id');
+    is(scalar(grep { $_->{referenceId} eq $ref }
+              @{ $json->decode(emu_get('/_emu/transfers')) }), 1,
+       '... one transfer at MTN');
+    is_deeply($json->decode($calls->[-1]{body}), {
+        amount => '10', currency => 'EUR', externalId => 'p-453',
+        payee => { partyIdType => 'MSISDN', partyId => '46733123453' },
+        payerMessage => 'momo-cli payout', payeeNote => 'momo-cli payout' },
+        'transfer body: payee, the key as externalId');
+
+    $r = momo('payout', '--phone', '46733123453', '--amount', '11',
+              '--idempotency-key', 'p-453', '--env-file', $d_env, '--json');
+    ok($r->{rc} == 2 && $r->{json}{error}{code} eq 'IDEMPOTENCY_KEY_REUSED',
+       'the same key for another amount: exit 2, IDEMPOTENCY_KEY_REUSED');
+
+    emu_post("/_emu/transfers/$ref/status", { status => 'SUCCESSFUL' });
+    $r = momo('status', $ref, '--payout', '--env-file', $d_env, '--json');
+    ok($r->{rc} == 0 && $r->{json}{status} eq 'successful',
+       'status --payout: the forced outcome');
+}
+
+{
+    my $pay = momo('pay', '--phone', '46733123459', '--amount', '100',
+                   '--wait', '--env-file', $d_env, '--json')->{json};
+    my $p = $pay->{reference_id};
+
+    my $r = momo('refund', $p, '--amount', '30', '--idempotency-key',
+                 'refund-1', '--wait', '--env-file', $d_env, '--json');
+    ok($r->{rc} == 0 && $r->{json}{status} eq 'successful'
+       && $r->{json}{operation} eq 'refund' && $r->{json}{amount} eq '30'
+       && $r->{json}{payee} eq '46733123459',
+       'refund --wait: partial refund successful, to the payer')
+        or diag($r->{out}, $r->{err});
+    my $call = $json->decode(emu_get(
+        '/_emu/requests?path=/disbursement/v1_0/refund&method=POST'))->[-1];
+    is_deeply($json->decode($call->{body}), {
+        amount => '30', currency => 'EUR', externalId => 'refund-1',
+        payerMessage => 'momo-cli refund', payeeNote => 'momo-cli refund',
+        referenceIdToRefund => $p }, 'refund body: referenceIdToRefund');
+    is($call->{headers}{'Ocp-Apim-Subscription-Key'}, $D_SUB,
+       'refund: with the Disbursement subscription key');
+
+    $r = momo('refund', $p, '--amount', '70', '--idempotency-key',
+              'refund-2', '--env-file', $d_env);
+    like($r->{out}, qr/^status:\s+pending.*^see how it ends with: momo status \S+ --refund --wait/ms,
+         'refund (text): pending, says how to follow it');
+    ok($r->{rc} == 0, 'refund of the rest: exit 0');
+
+    my $n = emu_get('/_emu/count?path=/disbursement/v1_0/refund&method=POST');
+    $r = momo('refund', $refs{46733123450}, '--amount', '1',
+              '--idempotency-key', 'refund-3', '--env-file', $d_env, '--json');
+    ok($r->{rc} == 2 && $r->{json}{error}{code} eq 'PAYMENT_NOT_SUCCESSFUL',
+       'refund of a failed payment: refused, exit 2');
+    $r = momo('refund', $p, '--amount', '100.01', '--idempotency-key',
+              'refund-4', '--env-file', $d_env, '--json');
+    ok($r->{rc} == 2 && $r->{json}{error}{code} eq 'AMOUNT_TOO_LARGE',
+       'refund larger than the payment: refused, exit 2');
+    is(emu_get('/_emu/count?path=/disbursement/v1_0/refund&method=POST'), $n,
+       '... neither reached MTN');
+
+    my $donly = write_env('donly2',
+                          map { $_ => $dseed{$_} } grep { !/^MTN_MOMO_(API|SUB)/ }
+                          keys %dseed);
+    $r = momo('refund', $refs{46733123450}, '--amount', '1',
+              '--idempotency-key', 'refund-5', '--wait', '--env-file',
+              $donly, '--json');
+    ok($r->{rc} == 5 && $r->{json}{reason} eq 'NOT_ALLOWED',
+       'without Collections credentials MTN decides: FAILED NOT_ALLOWED');
+
+    my $bal = $json->decode(emu_get('/_emu/balances'));
+    for my $product (qw(collection disbursement)) {
+        $r = momo('balance', '--product', $product, '--env-file', $d_env,
+                  '--json');
+        ok($r->{rc} == 0 && $r->{json}{available_balance} eq $bal->{$product}
+           && $r->{json}{currency} eq 'EUR' && $r->{json}{product} eq $product,
+           "balance --product $product: $bal->{$product} EUR");
+    }
+    $r = momo('balance', '--env-file', $d_env);
+    like($r->{out}, qr/^Collections account: [\d.]+ EUR$/m,
+         'balance (text): the Collections account by default');
+    $r = momo('balance', '--product', 'remittance', '--env-file', $d_env);
+    is($r->{rc}, 2, 'balance --product remittance: exit 2');
+}
+
+
 # -- no secret anywhere ------------------------------------------------------
 
 {
@@ -615,6 +861,9 @@ for my $phone (sort keys %expect) {
         'seed API key'       => $API_KEY,
         'subscription key'   => $SUB_KEY,
         'provisioned key'    => $prov_key,
+        'Disbursement key'   => $D_KEY,
+        'Disbursement subscription key' => $D_SUB,
+        'provisioned Disbursement key'  => $d_prov_key,
     );
 
     my $n = 0;
