@@ -656,7 +656,8 @@ my $d_prov_key;
        . 'disbursement=balance=ok,disbursement=account=ok',
        'check: the provisioned .env works for both products');
     $r = momo('check', '--env-file', $both);
-    like($r->{out}, qr/^Disbursement .*\n^ok\s+token.*\n^ok\s+balance\s+1000000 EUR/m,
+    like($r->{out},
+         qr/^Disbursement .*\n^ok\s+token.*\n^ok\s+balance\s+1000000 EUR/m,
          'check (text): the Disbursement steps');
     like($r->{out},
          qr/MTN_MOMO_DISBURSEMENT_API_KEY\s+\w{4}\x{e2}\x{80}\x{a6}\w{4}$/m,
@@ -690,7 +691,9 @@ my $d_env = write_env('disb', %dseed);
        'wrong Disbursement API key: Collections ok, Disbursement '
        . 'LOGIN_FAILED, exit 4');
     $r = momo('check', '--env-file', $env);
-    like($r->{out}, qr/API key of Disbursement.*\n.*Check MTN_MOMO_DISBURSEMENT_API_USER_ID and MTN_MOMO_DISBURSEMENT_API_KEY/,
+    my $keys = 'MTN_MOMO_DISBURSEMENT_API_USER_ID and '
+             . 'MTN_MOMO_DISBURSEMENT_API_KEY';
+    like($r->{out}, qr/API key of Disbursement.*\n.*Check \Q$keys\E/,
          'wrong Disbursement API key: names the Disbursement keys');
 
     $env = write_env('dcolluser', %dseed,
@@ -710,7 +713,8 @@ my $d_env = write_env('disb', %dseed);
     $r = momo('check', '--env-file', $env, '--json');
     $t = pstep($r, 'disbursement', 'token');
     ok($r->{rc} == 4 && $t->{error}{code} eq 'SUBSCRIPTION_KEY_REFUSED'
-       && $t->{error}{hint} =~ /MTN_MOMO_DISBURSEMENT_SUBSCRIPTION_KEY.*Disbursement product's key/,
+       && $t->{error}{hint}
+          =~ /MTN_MOMO_DISBURSEMENT_SUBSCRIPTION_KEY.*Disbursement product's/,
        'the Collections key as the Disbursement one: SUBSCRIPTION_KEY_REFUSED');
 
     $env = write_env('donly',
@@ -813,7 +817,9 @@ for my $phone (sort keys %d_expect) {
 
     $r = momo('refund', $p, '--amount', '70', '--idempotency-key',
               'refund-2', '--env-file', $d_env);
-    like($r->{out}, qr/^status:\s+pending.*^see how it ends with: momo status \S+ --refund --wait/ms,
+    like($r->{out}, qr/^status:\s+pending.*
+                       ^see\ how\ it\ ends\ with:\ momo\ status\ \S+
+                       \ --refund\ --wait/msx,
          'refund (text): pending, says how to follow it');
     ok($r->{rc} == 0, 'refund of the rest: exit 0');
 
@@ -829,9 +835,8 @@ for my $phone (sort keys %d_expect) {
     is(emu_get('/_emu/count?path=/disbursement/v1_0/refund&method=POST'), $n,
        '... neither reached MTN');
 
-    my $donly = write_env('donly2',
-                          map { $_ => $dseed{$_} } grep { !/^MTN_MOMO_(API|SUB)/ }
-                          keys %dseed);
+    my $donly = write_env('donly2', map { $_ => $dseed{$_} }
+                          grep { !/^MTN_MOMO_(API|SUB)/ } keys %dseed);
     $r = momo('refund', $refs{46733123450}, '--amount', '1',
               '--idempotency-key', 'refund-5', '--wait', '--env-file',
               $donly, '--json');
