@@ -5,7 +5,7 @@
 #   make stop     stop what "make run" started
 #   make test     ... and run every test (last line: "N passed, N failed")
 #   make asan     the suite on nginx and the module built with AddressSanitizer
-#   make bench    throughput against a plain proxy baseline, same run
+#   make bench    the module against a bare proxy_pass, on a mock MTN
 #   make install  the module, its conf files and the CLI into the system
 
 SHELL      := /bin/bash
@@ -25,14 +25,18 @@ DEBS := nginx nginx-dev libyajl-dev libssl-dev libcurl4-openssl-dev \
         libtest-longstring-perl liblist-moreutils-perl libipc-run-perl \
         liburi-perl libhttp-message-perl ca-certificates openssl
 
+# make bench only: the load generator, and echo_sleep for the mock MTN
+BENCH_DEBS := wrk libnginx-mod-http-echo
+
 MODULE_SRCS := config $(wildcard src/*.c src/*.h)
 
 .PHONY: all deps build run stop test asan bench install clean
 
 all: build
 
-deps:
-	@missing=$$(for p in $(DEBS); do \
+# install-debs LIST: the Debian packages of LIST that are missing
+define install-debs
+	@missing=$$(for p in $(1); do \
 	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
 	    | grep -q 'install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
@@ -45,6 +49,10 @@ deps:
 	        exit 1; \
 	    fi; \
 	fi
+endef
+
+deps:
+	$(call install-debs,$(DEBS))
 
 build: deps $(MODULE) $(CLI)
 
@@ -100,6 +108,7 @@ asan: build
 	scripts/asan
 
 bench: build
+	$(call install-debs,$(BENCH_DEBS))
 	@scripts/bench
 
 install: build
