@@ -181,7 +181,7 @@ typedef enum {
     NGX_HTTP_MOMO_PAY_ACCEPTED = 0,     /* MTN answered 202 */
     NGX_HTTP_MOMO_PAY_REPLAYED,         /* idempotent retry answered */
     NGX_HTTP_MOMO_PAY_INVALID,          /* refused before MTN */
-    NGX_HTTP_MOMO_PAY_CONFLICT,         /* IDEMPOTENCY_KEY_REUSED */
+    NGX_HTTP_MOMO_PAY_CONFLICT,         /* key reused (422) or in flight */
     NGX_HTTP_MOMO_PAY_REJECTED,         /* MTN refused it */
     NGX_HTTP_MOMO_PAY_AUTH_FAILED,
     NGX_HTTP_MOMO_PAY_TIMEOUT,          /* outcome unknown */
@@ -268,6 +268,7 @@ struct ngx_http_momo_ctx_s {
     ngx_http_momo_record_t      rec;
     ngx_str_t                   reference_id;
     ngx_str_t                   idempotency_key;
+    ngx_uint_t                  pay_owner;      /* 0: no payment lease */
 
     /* what the variables show */
     ngx_str_t                   status;         /* pending, ... */
@@ -283,6 +284,8 @@ struct ngx_http_momo_ctx_s {
     unsigned                    responded:1;
     unsigned                    token_retried:1;
     unsigned                    finalized:1;
+    unsigned                    pay_fresh:1;    /* the payload is ours */
+    unsigned                    pay_sent:1;     /* MTN may have our payload */
 };
 
 
@@ -330,6 +333,11 @@ ngx_int_t ngx_http_momo_record_get(ngx_shm_zone_t *zone, u_char *ref,
     ngx_http_momo_record_t *rec);
 ngx_int_t ngx_http_momo_record_update(ngx_shm_zone_t *zone,
     ngx_http_momo_record_t *rec, ngx_uint_t release_query);
+ngx_int_t ngx_http_momo_record_claim(ngx_shm_zone_t *zone,
+    ngx_http_momo_record_t *rec, ngx_msec_t lease, ngx_uint_t *owner,
+    ngx_uint_t *fresh);
+void ngx_http_momo_record_release(ngx_shm_zone_t *zone, u_char *ref,
+    ngx_uint_t owner, ngx_uint_t forget);
 ngx_int_t ngx_http_momo_record_query(ngx_shm_zone_t *zone, u_char *ref,
     ngx_msec_t lease, ngx_msec_t interval, ngx_http_momo_record_t *rec);
 ngx_int_t ngx_http_momo_record_notify(ngx_shm_zone_t *zone, u_char *ref,

@@ -4,16 +4,19 @@
  *
  * momo_pay: POST /api/payments/mtn-momo.  Validate, fix the reference id
  * (derived from the Idempotency-Key, so a retry reaches MTN with the same
- * X-Reference-Id and cannot charge twice), record the payment in the zone
- * before MTN sees it, then token -> requesttopay, and on MTN's 409 a
- * status query that tells an honest retry from a reused key.
+ * X-Reference-Id and cannot charge twice), claim the key's record in the
+ * zone before MTN sees it, then token -> requesttopay, and on MTN's 409 a
+ * status query that tells an honest retry from a reused key.  When nothing
+ * proves the payload a key stands for, the answer is a retryable error,
+ * never "already sent".
  */
 
 
 #include "ngx_http_momo_module.h"
 
 
-#define NGX_HTTP_MOMO_BODY_MAX  16384
+#define NGX_HTTP_MOMO_BODY_MAX   16384
+#define NGX_HTTP_MOMO_PAY_LEASE  60000    /* a payment in flight, at most */
 
 
 static void ngx_http_momo_pay_body(ngx_http_request_t *r);
@@ -21,8 +24,13 @@ static ngx_int_t ngx_http_momo_pay_start(ngx_http_request_t *r,
     ngx_http_momo_ctx_t *ctx);
 static ngx_int_t ngx_http_momo_pay_reference(ngx_http_request_t *r,
     ngx_http_momo_ctx_t *ctx);
+static ngx_int_t ngx_http_momo_pay_claim(ngx_http_request_t *r,
+    ngx_http_momo_ctx_t *ctx);
+static void ngx_http_momo_pay_cleanup(void *data);
+static void ngx_http_momo_pay_release(ngx_http_request_t *r,
+    ngx_http_momo_ctx_t *ctx, ngx_uint_t forget);
 static ngx_int_t ngx_http_momo_pay_same(ngx_http_momo_ctx_t *ctx,
-    ngx_str_t *amount, ngx_str_t *currency, ngx_str_t *phone);
+    ngx_http_momo_mtn_body_t *b);
 static void ngx_http_momo_pay_record(ngx_http_momo_ctx_t *ctx);
 static ngx_int_t ngx_http_momo_pay_send(ngx_http_request_t *r,
     ngx_http_momo_ctx_t *ctx);
@@ -36,12 +44,23 @@ static ngx_int_t ngx_http_momo_pay_replay(ngx_http_request_t *r,
     ngx_http_momo_ctx_t *ctx);
 static ngx_int_t ngx_http_momo_pay_replay_done(ngx_http_request_t *r,
     ngx_http_momo_ctx_t *ctx);
+static ngx_int_t ngx_http_momo_pay_known(ngx_http_request_t *r,
+    ngx_http_momo_ctx_t *ctx);
+static ngx_int_t ngx_http_momo_pay_replayed(ngx_http_request_t *r,
+    ngx_http_momo_ctx_t *ctx);
 static ngx_int_t ngx_http_momo_pay_answer(ngx_http_request_t *r,
     ngx_http_momo_ctx_t *ctx, ngx_uint_t result);
 static ngx_int_t ngx_http_momo_pay_conflict(ngx_http_request_t *r,
     ngx_http_momo_ctx_t *ctx);
+static ngx_int_t ngx_http_momo_pay_in_flight(ngx_http_request_t *r,
+    ngx_http_momo_ctx_t *ctx);
+static ngx_int_t ngx_http_momo_pay_unverified(ngx_http_request_t *r,
+    ngx_http_momo_ctx_t *ctx);
 static ngx_int_t ngx_http_momo_pay_unknown(ngx_http_request_t *r,
     ngx_http_momo_ctx_t *ctx);
+static ngx_int_t ngx_http_momo_pay_unsure(ngx_http_request_t *r,
+    ngx_http_momo_ctx_t *ctx, ngx_http_momo_error_t *err, ngx_uint_t forget,
+    ngx_uint_t result);
 static ngx_table_elt_t *ngx_http_momo_find_header(ngx_http_request_t *r,
     char *name);
 
@@ -204,19 +223,14 @@ ngx_http_momo_pay_start(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
 
 /*
  * With an Idempotency-Key the reference id is HMAC(secret, user|key), the
- * same on every gateway sharing the configuration.  A payment already in
- * the zone with this id is answered from there (MTN took it), or sent
- * again when its first attempt ended without MTN's answer: MTN's 409 will
- * tell.
+ * same on every gateway sharing the configuration.
  */
 
 static ngx_int_t
 ngx_http_momo_pay_reference(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
 {
-    u_char                     *p;
-    ngx_str_t                   material, *user;
-    ngx_http_momo_record_t      old;
-    ngx_http_momo_main_conf_t  *mmcf;
+    u_char     *p;
+    ngx_str_t   material, *user;
 
     p = ngx_pnalloc(r->pool, NGX_HTTP_MOMO_UUID_LEN);
     if (p == NULL) {
@@ -254,61 +268,119 @@ ngx_http_momo_pay_reference(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
         return NGX_ERROR;
     }
 
+    return ngx_http_momo_pay_claim(r, ctx);
+}
+
+
+/*
+ * The key's record decides, in one step under the zone lock: a payment in
+ * flight (409), another payload (422), a payment MTN accepted (its current
+ * status), or this request sends it, holding the key until it ends.
+ */
+
+static ngx_int_t
+ngx_http_momo_pay_claim(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
+{
+    ngx_int_t                   rc;
+    ngx_uint_t                  fresh;
+    ngx_pool_cleanup_t         *cln;
+    ngx_http_momo_main_conf_t  *mmcf;
+
     mmcf = ngx_http_get_module_main_conf(r, ngx_http_momo_module);
 
-    if (ngx_http_momo_record_get(mmcf->shm_zone, ctx->reference_id.data, &old)
-        == NGX_OK && old.amount_len)
-    {
-        ctx->rec = old;
+    /* the lease dies with the request, whichever way it ends */
 
-        if (ngx_http_momo_pay_same(ctx, NULL, NULL, NULL) != NGX_OK) {
-            return ngx_http_momo_pay_conflict(r, ctx);
-        }
-
-        if (old.accepted) {
-            return ngx_http_momo_pay_answer(r, ctx,
-                                            NGX_HTTP_MOMO_PAY_REPLAYED);
-        }
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NGX_ERROR;
     }
 
     ngx_http_momo_pay_record(ctx);
 
-    return ngx_http_momo_with_token(r, ctx, ngx_http_momo_pay_send);
+    rc = ngx_http_momo_record_claim(mmcf->shm_zone, &ctx->rec,
+                                    NGX_HTTP_MOMO_PAY_LEASE, &ctx->pay_owner,
+                                    &fresh);
+
+    switch (rc) {
+
+    case NGX_OK:
+        cln->handler = ngx_http_momo_pay_cleanup;
+        cln->data = r;
+        ctx->pay_fresh = fresh;
+
+        return ngx_http_momo_with_token(r, ctx, ngx_http_momo_pay_send);
+
+    case NGX_BUSY:
+        return ngx_http_momo_pay_in_flight(r, ctx);
+
+    case NGX_DECLINED:
+        return ngx_http_momo_pay_conflict(r, ctx);
+
+    case NGX_DONE:
+        return ngx_http_momo_pay_known(r, ctx);
+
+    default:
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "momo: payment \"%V\" could not be recorded in the "
+                      "zone", &ctx->reference_id);
+        return NGX_ERROR;
+    }
 }
 
 
-/* the retry carries the same amount, currency and phone as the original */
+static void
+ngx_http_momo_pay_cleanup(void *data)
+{
+    ngx_http_request_t *r = data;
+
+    ngx_http_momo_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_momo_module);
+
+    if (ctx != NULL) {
+        /* a payload MTN never saw proves nothing */
+        ngx_http_momo_pay_release(r, ctx, !ctx->pay_sent);
+    }
+}
+
+
+static void
+ngx_http_momo_pay_release(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx,
+    ngx_uint_t forget)
+{
+    ngx_http_momo_main_conf_t  *mmcf;
+
+    if (ctx->pay_owner == 0) {
+        return;
+    }
+
+    mmcf = ngx_http_get_module_main_conf(r, ngx_http_momo_module);
+
+    ngx_http_momo_record_release(mmcf->shm_zone, ctx->reference_id.data,
+                                 ctx->pay_owner, forget && ctx->pay_fresh);
+    ctx->pay_owner = 0;
+}
+
+
+/* MTN's payment for this reference id has the retry's payload */
 
 static ngx_int_t
-ngx_http_momo_pay_same(ngx_http_momo_ctx_t *ctx, ngx_str_t *amount,
-    ngx_str_t *currency, ngx_str_t *phone)
+ngx_http_momo_pay_same(ngx_http_momo_ctx_t *ctx, ngx_http_momo_mtn_body_t *b)
 {
-    ngx_str_t                 a, c, ph;
     ngx_http_momo_payment_t  *p;
 
     p = &ctx->payment;
 
-    if (amount == NULL) {
-        a.data = ctx->rec.amount;
-        a.len = ctx->rec.amount_len;
-        c.data = ctx->rec.currency;
-        c.len = ctx->rec.currency_len;
-        ph.data = ctx->rec.phone;
-        ph.len = ctx->rec.phone_len;
-        amount = &a;
-        currency = &c;
-        phone = &ph;
-    }
-
-    if ((amount->len && (amount->len != p->amount.len
-                         || ngx_strncmp(amount->data, p->amount.data,
-                                        amount->len) != 0))
-        || (currency->len && (currency->len != p->currency.len
-                              || ngx_strncmp(currency->data, p->currency.data,
-                                             currency->len) != 0))
-        || (phone->len && (phone->len != p->phone.len
-                           || ngx_strncmp(phone->data, p->phone.data,
-                                          phone->len) != 0)))
+    if (b->amount.len != p->amount.len
+        || ngx_strncmp(b->amount.data, p->amount.data, b->amount.len) != 0
+        || (b->currency.len
+            && (b->currency.len != p->currency.len
+                || ngx_strncmp(b->currency.data, p->currency.data,
+                               b->currency.len) != 0))
+        || (b->payer.len
+            && (b->payer.len != p->phone.len
+                || ngx_strncmp(b->payer.data, p->phone.data, b->payer.len)
+                   != 0)))
     {
         return NGX_DECLINED;
     }
@@ -367,6 +439,7 @@ ngx_http_momo_pay_send(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
 
     call->method = NGX_HTTP_POST;
     call->reference_id = ctx->reference_id;
+    ctx->pay_sent = 1;
 
     if (ngx_http_momo_bearer(r->pool, &ctx->token, &call->authorization)
         != NGX_OK
@@ -486,6 +559,7 @@ ngx_http_momo_pay_done(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
         ctx->rec.accepted = 1;
 
         (void) ngx_http_momo_record_update(mmcf->shm_zone, &ctx->rec, 0);
+        ngx_http_momo_pay_release(r, ctx, 0);
 
         return ngx_http_momo_pay_answer(r, ctx, NGX_HTTP_MOMO_PAY_ACCEPTED);
     }
@@ -498,7 +572,11 @@ ngx_http_momo_pay_done(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
     }
 
     if (call->status == NGX_HTTP_CONFLICT) {
-        /* RESOURCE_ALREADY_EXIST: MTN has this reference id already */
+        /*
+         * RESOURCE_ALREADY_EXIST: MTN has this reference id already, not
+         * necessarily with this payload
+         */
+        ctx->pay_sent = 0;
         return ngx_http_momo_pay_replay(r, ctx);
     }
 
@@ -517,10 +595,19 @@ ngx_http_momo_pay_replay(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
 }
 
 
+/*
+ * After MTN's 409 only MTN's own status of the payment, with its amount,
+ * proves what the key stands for: the same payload is answered as a
+ * replay, another one is 422 and MTN's payment goes into the record.
+ * Anything else (an error, 404, no answer) proves nothing: a retryable
+ * error, and the record keeps nothing of this request.
+ */
+
 static ngx_int_t
 ngx_http_momo_pay_replay_done(ngx_http_request_t *r,
     ngx_http_momo_ctx_t *ctx)
 {
+    ngx_uint_t                  same;
     ngx_http_momo_call_t       *call;
     ngx_http_momo_mtn_body_t    b;
     ngx_http_momo_main_conf_t  *mmcf;
@@ -529,31 +616,58 @@ ngx_http_momo_pay_replay_done(ngx_http_request_t *r,
     ctx->upstream_status = call->status;
     mmcf = ngx_http_get_module_main_conf(r, ngx_http_momo_module);
 
+    if (ngx_http_momo_json_mtn(r->pool, call->response.data,
+                               call->response.len, &b)
+        == NGX_ERROR)
+    {
+        return NGX_ERROR;
+    }
+
+    if (call->status == NGX_HTTP_UNAUTHORIZED && b.status_code == -1) {
+        return ngx_http_momo_token_rejected(r, ctx, ngx_http_momo_pay_replay);
+    }
+
+    if (call->status != NGX_HTTP_OK || b.status.len == 0
+        || b.amount.len == 0)
+    {
+        return ngx_http_momo_pay_unverified(r, ctx);
+    }
+
+    same = (ngx_http_momo_pay_same(ctx, &b) == NGX_OK);
+
+    ngx_http_momo_record_from_mtn(&ctx->rec, &b);
     ctx->rec.accepted = 1;
 
-    if (ctx->rec.state == NGX_HTTP_MOMO_ST_UNKNOWN) {
-        ctx->rec.state = NGX_HTTP_MOMO_ST_PENDING;
-    }
-
-    if (call->status == NGX_HTTP_OK) {
-        if (ngx_http_momo_json_mtn(r->pool, call->response.data,
-                                   call->response.len, &b)
-            == NGX_ERROR)
-        {
-            return NGX_ERROR;
-        }
-
-        if (ngx_http_momo_pay_same(ctx, &b.amount, &b.currency, &b.payer)
-            != NGX_OK)
-        {
-            return ngx_http_momo_pay_conflict(r, ctx);
-        }
-
-        ngx_http_momo_record_from_mtn(&ctx->rec, &b);
-    }
-
     (void) ngx_http_momo_record_update(mmcf->shm_zone, &ctx->rec, 0);
+    ngx_http_momo_pay_release(r, ctx, 0);
 
+    if (!same) {
+        return ngx_http_momo_pay_conflict(r, ctx);
+    }
+
+    return ngx_http_momo_pay_answer(r, ctx, NGX_HTTP_MOMO_PAY_REPLAYED);
+}
+
+
+/*
+ * A retry of a payment MTN accepted: its current status, final from the
+ * zone, else from MTN within the once-a-second limit per reference.
+ */
+
+static ngx_int_t
+ngx_http_momo_pay_known(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
+{
+    if (ngx_http_momo_state_final(ctx->rec.state)) {
+        return ngx_http_momo_pay_replayed(r, ctx);
+    }
+
+    return ngx_http_momo_query(r, ctx, ngx_http_momo_pay_replayed);
+}
+
+
+static ngx_int_t
+ngx_http_momo_pay_replayed(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
+{
     return ngx_http_momo_pay_answer(r, ctx, NGX_HTTP_MOMO_PAY_REPLAYED);
 }
 
@@ -602,11 +716,59 @@ ngx_http_momo_pay_conflict(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
 {
     ngx_http_momo_error_t  err;
 
-    ngx_http_momo_error_set(&err, NGX_HTTP_CONFLICT, "IDEMPOTENCY_KEY_REUSED",
+    ngx_http_momo_error_set(&err, NGX_HTTP_MOMO_UNPROCESSABLE,
+                            "IDEMPOTENCY_KEY_REUSED",
                             "this Idempotency-Key was used for a payment "
                             "with another amount, currency or phone");
 
     return ngx_http_momo_fail(r, ctx, &err, NGX_HTTP_MOMO_PAY_CONFLICT);
+}
+
+
+static ngx_int_t
+ngx_http_momo_pay_in_flight(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
+{
+    ngx_str_t              retry = ngx_string("1");
+    ngx_http_momo_error_t  err;
+
+    if (ngx_http_momo_header(r, "Retry-After", &retry) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    ngx_http_momo_error_set(&err, NGX_HTTP_CONFLICT,
+                            "IDEMPOTENCY_KEY_IN_FLIGHT",
+                            "the first request with this Idempotency-Key "
+                            "is still being processed; retry in a second");
+    err.retryable = 1;
+
+    return ngx_http_momo_fail(r, ctx, &err, NGX_HTTP_MOMO_PAY_CONFLICT);
+}
+
+
+/*
+ * MTN has a payment with this reference id and nothing says with which
+ * amount, currency and phone: neither "already sent" (it may be another
+ * payload) nor 422 (it may be this one).
+ */
+
+static ngx_int_t
+ngx_http_momo_pay_unverified(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
+{
+    ngx_http_momo_error_t  err;
+
+    ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                  "momo: MTN has payment \"%V\" already but its status "
+                  "could not be read (HTTP %ui, nginx code %i)",
+                  &ctx->reference_id, ctx->call->status, ctx->call->rc);
+
+    ngx_http_momo_error_set(&err, NGX_HTTP_SERVICE_UNAVAILABLE,
+                            "IDEMPOTENCY_KEY_UNVERIFIED",
+                            "MTN already has a payment for this "
+                            "Idempotency-Key and its details could not be "
+                            "read; retry with the same Idempotency-Key");
+
+    return ngx_http_momo_pay_unsure(r, ctx, &err, 1,
+                                    NGX_HTTP_MOMO_PAY_UNAVAILABLE);
 }
 
 
@@ -626,16 +788,29 @@ ngx_http_momo_pay_unknown(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
                   "(HTTP %ui, nginx code %i), outcome unknown",
                   &ctx->reference_id, ctx->call->status, ctx->call->rc);
 
-    ngx_str_set(&ctx->status, "unknown");
-
     ngx_http_momo_error_set(&err, NGX_HTTP_GATEWAY_TIME_OUT,
                             "UPSTREAM_TIMEOUT",
                             "MTN did not answer in time; the payment may "
                             "exist: ask its status, or retry with the "
                             "same Idempotency-Key");
-    err.retryable = 1;
 
-    return ngx_http_momo_fail(r, ctx, &err, NGX_HTTP_MOMO_PAY_TIMEOUT);
+    return ngx_http_momo_pay_unsure(r, ctx, &err, 0,
+                                    NGX_HTTP_MOMO_PAY_TIMEOUT);
+}
+
+
+/* the outcome is not known: the key is free again for the client's retry */
+
+static ngx_int_t
+ngx_http_momo_pay_unsure(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx,
+    ngx_http_momo_error_t *err, ngx_uint_t forget, ngx_uint_t result)
+{
+    ngx_http_momo_pay_release(r, ctx, forget);
+
+    ngx_str_set(&ctx->status, "unknown");
+    err->retryable = 1;
+
+    return ngx_http_momo_fail(r, ctx, err, result);
 }
 
 

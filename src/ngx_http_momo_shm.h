@@ -58,7 +58,10 @@ typedef struct {
     ngx_msec_t                  query_until;
     ngx_msec_t                  last_query;
     ngx_msec_t                  notify_until;
+    ngx_msec_t                  pay_until;
+    ngx_uint_t                  pay_owner;      /* the pay lease's holder */
     ngx_pid_t                   query_pid;      /* 0: no query lease */
+    ngx_pid_t                   pay_pid;        /* 0: no payment in flight */
     unsigned                    queried:1;      /* last_query is set */
     unsigned                    notifying:1;    /* notify_until is set */
 

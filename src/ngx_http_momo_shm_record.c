@@ -3,7 +3,8 @@
  * Copyright (C) The ngx_http_momo_module developers
  *
  * Payment records in the momo zone: an rbtree keyed by the reference
- * id, an LRU queue for eviction, and the status-query and notify leases.
+ * id, an LRU queue for eviction, and the status-query, notify and
+ * payment-in-flight leases.
  */
 
 
@@ -24,6 +25,10 @@ static void ngx_http_momo_record_touch(ngx_http_momo_shctx_t *sh,
 static void ngx_http_momo_record_free(ngx_http_momo_shctx_t *sh,
     ngx_slab_pool_t *shpool, ngx_http_momo_node_t *mn);
 static void ngx_http_momo_record_merge(ngx_http_momo_record_t *dst,
+    ngx_http_momo_record_t *src);
+static ngx_uint_t ngx_http_momo_record_same(ngx_http_momo_record_t *a,
+    ngx_http_momo_record_t *b);
+static void ngx_http_momo_record_payload(ngx_http_momo_record_t *dst,
     ngx_http_momo_record_t *src);
 static void ngx_http_momo_record_field(u_char *dst, u_char *dst_len,
     u_char *src, u_char src_len, size_t size, ngx_uint_t keep);
@@ -119,6 +124,136 @@ failed:
                   rec->reference_id);
 
     return NGX_ERROR;
+}
+
+
+/*
+ * A payment with an Idempotency-Key claims its record before MTN sees it,
+ * in one step under the zone lock, so that two requests with one key
+ * never both decide on what the record held before either wrote:
+ *
+ *   NGX_OK        no other request of this key is in flight: the caller
+ *                 holds the payment lease (*owner) and sends the payment;
+ *                 *fresh when the payload is this request's, the record
+ *                 having held none
+ *   NGX_BUSY      the key's first request is still in flight
+ *   NGX_DECLINED  the record holds another amount, currency or phone
+ *   NGX_DONE      MTN accepted this very payment
+ *   NGX_ERROR     no memory in the zone
+ *
+ * rec holds the request's payment on entry and the record on return.
+ */
+
+ngx_int_t
+ngx_http_momo_record_claim(ngx_shm_zone_t *zone, ngx_http_momo_record_t *rec,
+    ngx_msec_t lease, ngx_uint_t *owner, ngx_uint_t *fresh)
+{
+    uint32_t                hash;
+    ngx_int_t               rc;
+    ngx_msec_t              now;
+    ngx_slab_pool_t        *shpool;
+    ngx_http_momo_node_t   *mn;
+    ngx_http_momo_shctx_t  *sh;
+
+    static ngx_uint_t       seq;
+
+    sh = ngx_http_momo_shm_ctx(zone, &shpool);
+    if (sh == NULL) {
+        return NGX_ERROR;
+    }
+
+    hash = ngx_crc32_short(rec->reference_id, NGX_HTTP_MOMO_UUID_LEN);
+    now = ngx_current_msec;
+    *fresh = 0;
+
+    ngx_shmtx_lock(&shpool->mutex);
+
+    mn = ngx_http_momo_record_lookup(sh, rec->reference_id, hash);
+
+    if (mn == NULL) {
+        mn = ngx_http_momo_record_create(sh, shpool, rec->reference_id,
+                                         hash);
+        if (mn == NULL) {
+            ngx_shmtx_unlock(&shpool->mutex);
+            return NGX_ERROR;
+        }
+
+    } else {
+        ngx_http_momo_record_touch(sh, mn);
+    }
+
+    if (ngx_http_momo_lease_live(mn->pay_pid, mn->pay_until, now)) {
+        rc = NGX_BUSY;
+
+    } else if (mn->rec.amount_len == 0) {
+        ngx_http_momo_record_payload(&mn->rec, rec);
+        *fresh = 1;
+        rc = NGX_OK;
+
+    } else if (!ngx_http_momo_record_same(&mn->rec, rec)) {
+        rc = NGX_DECLINED;
+
+    } else if (mn->rec.accepted) {
+        rc = NGX_DONE;
+
+    } else {
+        /* sent before without MTN's answer: MTN's 409 will tell */
+        rc = NGX_OK;
+    }
+
+    if (rc == NGX_OK) {
+        mn->pay_pid = ngx_pid;
+        mn->pay_until = now + lease;
+        mn->pay_owner = ++seq;
+        *owner = seq;
+    }
+
+    *rec = mn->rec;
+
+    ngx_shmtx_unlock(&shpool->mutex);
+
+    return rc;
+}
+
+
+/*
+ * Ends the payment lease if the caller still holds it.  "forget" takes
+ * the payload back out of a record that had none before the claim and
+ * that MTN has not accepted: nothing proved it.
+ */
+
+void
+ngx_http_momo_record_release(ngx_shm_zone_t *zone, u_char *ref,
+    ngx_uint_t owner, ngx_uint_t forget)
+{
+    uint32_t                hash;
+    ngx_slab_pool_t        *shpool;
+    ngx_http_momo_node_t   *mn;
+    ngx_http_momo_shctx_t  *sh;
+
+    sh = ngx_http_momo_shm_ctx(zone, &shpool);
+    if (sh == NULL) {
+        return;
+    }
+
+    hash = ngx_crc32_short(ref, NGX_HTTP_MOMO_UUID_LEN);
+
+    ngx_shmtx_lock(&shpool->mutex);
+
+    mn = ngx_http_momo_record_lookup(sh, ref, hash);
+
+    if (mn != NULL && mn->pay_pid == ngx_pid && mn->pay_owner == owner) {
+        mn->pay_pid = 0;
+
+        if (forget && !mn->rec.accepted) {
+            mn->rec.amount_len = 0;
+            mn->rec.currency_len = 0;
+            mn->rec.phone_len = 0;
+            mn->rec.external_id_len = 0;
+        }
+    }
+
+    ngx_shmtx_unlock(&shpool->mutex);
 }
 
 
@@ -381,6 +516,7 @@ ngx_http_momo_record_expire(ngx_http_momo_shctx_t *sh,
         mn = ngx_queue_data(q, ngx_http_momo_node_t, queue);
 
         if (ngx_http_momo_lease_live(mn->query_pid, mn->query_until, now)
+            || ngx_http_momo_lease_live(mn->pay_pid, mn->pay_until, now)
             || (mn->notifying
                 && (ngx_msec_int_t) (mn->notify_until - now) > 0))
         {
@@ -473,6 +609,36 @@ ngx_http_momo_record_merge(ngx_http_momo_record_t *dst,
     ngx_http_momo_record_field(dst->financial_transaction_id, &dst->fin_len,
                                src->financial_transaction_id, src->fin_len,
                                sizeof(dst->financial_transaction_id), 0);
+}
+
+
+/* the payload an Idempotency-Key stands for */
+
+static ngx_uint_t
+ngx_http_momo_record_same(ngx_http_momo_record_t *a,
+    ngx_http_momo_record_t *b)
+{
+    return a->amount_len == b->amount_len
+           && a->currency_len == b->currency_len
+           && a->phone_len == b->phone_len
+           && ngx_memcmp(a->amount, b->amount, a->amount_len) == 0
+           && ngx_memcmp(a->currency, b->currency, a->currency_len) == 0
+           && ngx_memcmp(a->phone, b->phone, a->phone_len) == 0;
+}
+
+
+static void
+ngx_http_momo_record_payload(ngx_http_momo_record_t *dst,
+    ngx_http_momo_record_t *src)
+{
+    ngx_memcpy(dst->amount, src->amount, src->amount_len);
+    dst->amount_len = src->amount_len;
+    ngx_memcpy(dst->currency, src->currency, src->currency_len);
+    dst->currency_len = src->currency_len;
+    ngx_memcpy(dst->phone, src->phone, src->phone_len);
+    dst->phone_len = src->phone_len;
+    ngx_memcpy(dst->external_id, src->external_id, src->external_id_len);
+    dst->external_id_len = src->external_id_len;
 }
 
 
