@@ -38,6 +38,8 @@
 #define MOMO_EXIT_PENDING        6
 
 #define MOMO_UUID_LEN            36
+#define MOMO_SECRET_LEN          64       /* hex digits of a new secret */
+#define MOMO_SECRET_MIN          32       /* what nginx -t accepts */
 
 
 /* command line */
@@ -81,6 +83,7 @@ enum {
     MOMO_KEY_ENV,
     MOMO_KEY_BASE_URL,
     MOMO_KEY_CALLBACK_URL,
+    MOMO_KEY_CALLBACK_SECRET,
     MOMO_KEY_D_USER,
     MOMO_KEY_D_API_KEY,
     MOMO_KEY_D_SUB_KEY,
@@ -337,6 +340,7 @@ void momo_print_diag(const momo_diag_t *d, const char *indent);
 /* momo_util.c */
 int momo_uuid_v4(char *out);
 int momo_uuid_derive(const char *material, char *out);
+int momo_random_hex(char *out, size_t len);
 int momo_is_uuid(const char *s);
 char *momo_base64(const char *in, size_t len);
 long momo_now_ms(void);

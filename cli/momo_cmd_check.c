@@ -185,7 +185,8 @@ momo_check_keys(momo_check_t *cx)
             snprintf(shown, sizeof(shown), "(not set)");
 
         } else if (k == MOMO_KEY_API_KEY || k == MOMO_KEY_SUB_KEY
-                   || k == MOMO_KEY_D_API_KEY || k == MOMO_KEY_D_SUB_KEY)
+                   || k == MOMO_KEY_D_API_KEY || k == MOMO_KEY_D_SUB_KEY
+                   || k == MOMO_KEY_CALLBACK_SECRET)
         {
             momo_mask(v, shown, sizeof(shown));
 

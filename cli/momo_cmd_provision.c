@@ -26,6 +26,7 @@ typedef struct {
     char                   base_url[512];
     char                user[MOMO_UUID_LEN + 1];
     char                api_key[128];
+    char                secret[MOMO_SECRET_LEN + 1];
     char                target_env[64];
     char                callback_host[256];
     char                callback_url[512];
@@ -66,9 +67,11 @@ momo_cmd_provision(momo_opts_t *o)
 
     momo_secret_add(o->subscription_key);
 
-    if (momo_uuid_v4(pv.user) != 0) {
+    if (momo_uuid_v4(pv.user) != 0
+        || momo_random_hex(pv.secret, MOMO_SECRET_LEN) != 0)
+    {
         return momo_fail(o, MOMO_EXIT_MTN, "NO_RANDOMNESS",
-                         "cannot get random bytes for a UUID");
+                         "cannot get random bytes for a UUID and a secret");
     }
 
     rc = momo_provision_user(&pv);
@@ -476,6 +479,9 @@ momo_provision_env(momo_provision_t *pv, FILE *f)
     fprintf(f, "MTN_MOMO_TARGET_ENVIRONMENT=\"%s\"\n", pv->target_env);
     fprintf(f, "MTN_MOMO_BASE_URL=\"%s\"\n", pv->base_url);
     fprintf(f, "MTN_MOMO_CALLBACK_URL=\"%s\"\n", pv->callback_url);
+    fprintf(f, "# keys reference ids and callback URLs: keep it when the API "
+            "key changes\n");
+    fprintf(f, "MTN_MOMO_CALLBACK_SECRET=\"%s\"\n", pv->secret);
 }
 
 
@@ -530,6 +536,7 @@ momo_provision_report(momo_provision_t *pv)
 
     if (o->output != NULL) {
         momo_secret_add(pv->api_key);
+        momo_secret_add(pv->secret);
     }
 
     if (!o->json) {
@@ -573,6 +580,12 @@ momo_provision_report(momo_provision_t *pv)
         momo_json_kstr(g, "MTN_MOMO_TARGET_ENVIRONMENT", pv->target_env);
         momo_json_kstr(g, "MTN_MOMO_BASE_URL", pv->base_url);
         momo_json_kstr(g, "MTN_MOMO_CALLBACK_URL", pv->callback_url);
+
+        if (o->output == NULL) {
+            momo_json_kstr_raw(g, "MTN_MOMO_CALLBACK_SECRET", pv->secret);
+        } else {
+            momo_json_kstr(g, "MTN_MOMO_CALLBACK_SECRET", pv->secret);
+        }
     }
 
     yajl_gen_map_close(g);

@@ -29,6 +29,7 @@ static void momo_config_check_product(momo_config_t *cf,
 static void momo_config_check_user(momo_config_t *cf, int k);
 static void momo_config_check_secret(momo_config_t *cf, int k);
 static void momo_config_check_callback(momo_config_t *cf);
+static void momo_config_check_callback_secret(momo_config_t *cf);
 static int momo_config_host_is(const char *url, const char *host);
 
 
@@ -39,6 +40,7 @@ const char  *momo_key_names[MOMO_KEY_N] = {
     "MTN_MOMO_TARGET_ENVIRONMENT",
     "MTN_MOMO_BASE_URL",
     "MTN_MOMO_CALLBACK_URL",
+    "MTN_MOMO_CALLBACK_SECRET",
     "MTN_MOMO_DISBURSEMENT_API_USER_ID",
     "MTN_MOMO_DISBURSEMENT_API_KEY",
     "MTN_MOMO_DISBURSEMENT_SUBSCRIPTION_KEY"
@@ -225,6 +227,7 @@ momo_config_validate(momo_config_t *cf)
     momo_config_check_product(cf, MOMO_COLLECTION);
     momo_config_check_product(cf, MOMO_DISBURSEMENT);
     momo_config_check_callback(cf);
+    momo_config_check_callback_secret(cf);
 
     if (cf->nsyntax > 0) {
         return -1;
@@ -440,6 +443,30 @@ momo_config_check_secret(momo_config_t *cf, int k)
     {
         cf->note[k] = "MTN's subscription keys are 32 hex digits; check "
                       "it was copied whole";
+    }
+}
+
+
+/* the CLI does not use it; nginx -t wants it for momo_pay and callbacks */
+
+static void
+momo_config_check_callback_secret(momo_config_t *cf)
+{
+    const char  *v;
+
+    v = cf->value[MOMO_KEY_CALLBACK_SECRET];
+
+    if (v == NULL) {
+        cf->note[MOMO_KEY_CALLBACK_SECRET] = "not set: nginx needs it for "
+            "momo_pay and momo_callback; make one with: openssl rand -hex 32";
+        return;
+    }
+
+    momo_secret_add(v);
+
+    if (strlen(v) < MOMO_SECRET_MIN) {
+        cf->problem[MOMO_KEY_CALLBACK_SECRET] = "shorter than 32 characters "
+            "(nginx -t refuses it); make one with: openssl rand -hex 32";
     }
 }
 

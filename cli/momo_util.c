@@ -85,6 +85,30 @@ momo_uuid_format(unsigned char *b, char *out)
 }
 
 
+/* len random hex digits (len even) and a NUL: a new momo_callback_secret */
+
+int
+momo_random_hex(char *out, size_t len)
+{
+    size_t          i;
+    unsigned char   b[64];
+    static const char  hex[] = "0123456789abcdef";
+
+    if (len / 2 > sizeof(b) || RAND_bytes(b, (int) (len / 2)) != 1) {
+        return -1;
+    }
+
+    for (i = 0; i < len / 2; i++) {
+        out[2 * i] = hex[b[i] >> 4];
+        out[2 * i + 1] = hex[b[i] & 0x0f];
+    }
+
+    out[len] = '\0';
+
+    return 0;
+}
+
+
 /* 8-4-4-4-12 hex digits; the version is not checked, MTN does not either */
 
 int

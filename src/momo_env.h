@@ -43,7 +43,8 @@ int momo_env_next(const unsigned char **pos, const unsigned char *end,
     momo_env_pair_t *pair, unsigned *line, const char **err);
 
 /*
- * 1 when key is one of the MTN_MOMO_* keys: the six of Collections and
+ * 1 when key is one of the MTN_MOMO_* keys: the six of Collections,
+ * MTN_MOMO_CALLBACK_SECRET and
  * MTN_MOMO_DISBURSEMENT_{API_USER_ID,API_KEY,SUBSCRIPTION_KEY}
  */
 int momo_env_known_key(const unsigned char *key, size_t len);

@@ -23,7 +23,6 @@
 
 #define NGX_HTTP_MOMO_SHA256_LEN  32
 
-#define NGX_HTTP_MOMO_SECRET_LABEL  "ngx_http_momo callback secret v1"
 #define NGX_HTTP_MOMO_CB_LABEL      "callback:"
 
 
@@ -164,27 +163,6 @@ ngx_http_momo_basic_auth(ngx_pool_t *pool, ngx_str_t *user, ngx_str_t *key,
     /* the plain key is not left behind in the pool */
 
     ngx_explicit_memzero(plain.data, plain.len);
-
-    return NGX_OK;
-}
-
-
-ngx_int_t
-ngx_http_momo_derive_secret(ngx_str_t *api_key, u_char *out)
-{
-    u_char  md[NGX_HTTP_MOMO_SHA256_LEN];
-
-    if (ngx_http_momo_hmac(api_key, (u_char *) NGX_HTTP_MOMO_SECRET_LABEL,
-                           sizeof(NGX_HTTP_MOMO_SECRET_LABEL) - 1,
-                           NULL, 0, md)
-        != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    (void) ngx_hex_dump(out, md, NGX_HTTP_MOMO_SHA256_LEN);
-
-    ngx_explicit_memzero(md, sizeof(md));
 
     return NGX_OK;
 }

@@ -17,6 +17,8 @@
 #define NGX_HTTP_MOMO_H_CALLBACK  3
 #define NGX_HTTP_MOMO_H_METRICS   4
 
+#define NGX_HTTP_MOMO_SECRET_MIN  32
+
 
 typedef struct {
     ngx_str_t                   environment;
@@ -63,6 +65,8 @@ static char *ngx_http_momo_check_url(ngx_conf_t *cf, char *name,
     ngx_str_t *url);
 static char *ngx_http_momo_derive(ngx_conf_t *cf,
     ngx_http_momo_loc_conf_t *conf);
+static char *ngx_http_momo_check_secret(ngx_conf_t *cf,
+    ngx_http_momo_loc_conf_t *conf);
 static ngx_int_t ngx_http_momo_check_routes(ngx_conf_t *cf,
     ngx_http_momo_main_conf_t *mmcf);
 static ngx_int_t ngx_http_momo_routable(ngx_conf_t *cf, ngx_str_t *base,
@@ -76,7 +80,8 @@ static ngx_str_t  ngx_http_momo_acc_directives[] = {
     ngx_string("momo_subscription_key"),
     ngx_string("momo_target_environment"),
     ngx_string("momo_base_url"),
-    ngx_string("momo_callback_url")
+    ngx_string("momo_callback_url"),
+    ngx_string("momo_callback_secret")
 };
 
 
@@ -86,7 +91,8 @@ static ngx_str_t  ngx_http_momo_env_keys[] = {
     ngx_string("MTN_MOMO_SUBSCRIPTION_KEY"),
     ngx_string("MTN_MOMO_TARGET_ENVIRONMENT"),
     ngx_string("MTN_MOMO_BASE_URL"),
-    ngx_string("MTN_MOMO_CALLBACK_URL")
+    ngx_string("MTN_MOMO_CALLBACK_URL"),
+    ngx_string("MTN_MOMO_CALLBACK_SECRET")
 };
 
 
@@ -194,7 +200,7 @@ static ngx_command_t  ngx_http_momo_commands[] = {
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_str_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
-      offsetof(ngx_http_momo_loc_conf_t, callback_secret),
+      ngx_http_momo_acc_slot(NGX_HTTP_MOMO_ACC_CALLBACK_SECRET),
       NULL },
 
     { ngx_string("momo_callback_verify"),
@@ -457,7 +463,6 @@ ngx_http_momo_create_loc_conf(ngx_conf_t *cf)
      *     conf->acc[] = { 0, NULL };
      *     conf->env[] = { 0, NULL };
      *     conf->currency = { 0, NULL };
-     *     conf->callback_secret = { 0, NULL };
      *     conf->notify = { 0, NULL };
      *     conf->basic_auth = { 0, NULL };
      *     conf->token_key = { 0, NULL };
@@ -501,8 +506,6 @@ ngx_http_momo_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     }
 
     ngx_conf_merge_str_value(conf->currency, prev->currency, "");
-    ngx_conf_merge_str_value(conf->callback_secret, prev->callback_secret,
-                             "");
     ngx_conf_merge_value(conf->callback_verify, prev->callback_verify, 1);
     ngx_conf_merge_str_value(conf->notify, prev->notify, "");
     ngx_conf_merge_msec_value(conf->token_wait, prev->token_wait, 5000);
@@ -511,7 +514,9 @@ ngx_http_momo_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         return NGX_CONF_OK;
     }
 
-    if (ngx_http_momo_check_account(cf, conf) != NGX_CONF_OK) {
+    if (ngx_http_momo_check_account(cf, conf) != NGX_CONF_OK
+        || ngx_http_momo_check_secret(cf, conf) != NGX_CONF_OK)
+    {
         return NGX_CONF_ERROR;
     }
 
@@ -759,21 +764,53 @@ ngx_http_momo_derive(ngx_conf_t *cf, ngx_http_momo_loc_conf_t *conf)
     *p++ = '|';
     ngx_memcpy(p, env->data, env->len);
 
-    if (conf->callback_secret.len) {
-        conf->secret = conf->callback_secret;
+    conf->secret = conf->acc[NGX_HTTP_MOMO_ACC_CALLBACK_SECRET];
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * Reference ids of Idempotency-Keys and callback URL tokens are HMACs
+ * keyed with the callback secret: it must be the same on every gateway
+ * and outlive a rotation of the API key, so it is never derived from
+ * anything else; a secret a client could guess would let it forge
+ * callbacks.
+ */
+
+static char *
+ngx_http_momo_check_secret(ngx_conf_t *cf, ngx_http_momo_loc_conf_t *conf)
+{
+    ngx_str_t  *secret;
+
+    secret = &conf->acc[NGX_HTTP_MOMO_ACC_CALLBACK_SECRET];
+
+    if (conf->handler != NGX_HTTP_MOMO_H_PAY
+        && conf->handler != NGX_HTTP_MOMO_H_CALLBACK)
+    {
         return NGX_CONF_OK;
     }
 
-    conf->secret.data = ngx_pnalloc(cf->pool, 64);
-    if (conf->secret.data == NULL) {
+    if (secret->len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "the momo handler at %s:%ui needs "
+                           "\"momo_callback_secret\" (or "
+                           "MTN_MOMO_CALLBACK_SECRET in a momo_env_file): "
+                           "it keys reference ids and callback URLs and "
+                           "must stay the same when the API key is "
+                           "rotated; make one with \"openssl rand -hex 32\"",
+                           conf->handler_file, conf->handler_line);
         return NGX_CONF_ERROR;
     }
 
-    if (ngx_http_momo_derive_secret(key, conf->secret.data) != NGX_OK) {
+    if (secret->len < NGX_HTTP_MOMO_SECRET_MIN) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "momo_callback_secret is too short: give at "
+                           "least %d characters, e.g. the output of "
+                           "\"openssl rand -hex 32\"",
+                           NGX_HTTP_MOMO_SECRET_MIN);
         return NGX_CONF_ERROR;
     }
-
-    conf->secret.len = 64;
 
     return NGX_CONF_OK;
 }

@@ -71,6 +71,7 @@ typedef enum {
     NGX_HTTP_MOMO_ACC_TARGET_ENVIRONMENT,
     NGX_HTTP_MOMO_ACC_BASE_URL,
     NGX_HTTP_MOMO_ACC_CALLBACK_URL,
+    NGX_HTTP_MOMO_ACC_CALLBACK_SECRET,
     NGX_HTTP_MOMO_ACC_MAX
 } ngx_http_momo_acc_e;
 
@@ -81,7 +82,6 @@ typedef struct {
     ngx_str_t                   env[NGX_HTTP_MOMO_ACC_MAX];
 
     ngx_str_t                   currency;
-    ngx_str_t                   callback_secret;
     ngx_flag_t                  callback_verify;
     ngx_str_t                   notify;
     ngx_msec_t                  token_wait;
@@ -89,7 +89,7 @@ typedef struct {
     /* derived at merge time */
     ngx_str_t                   basic_auth;     /* "Basic base64(u:k)" */
     ngx_str_t                   token_key;      /* base|user|environment */
-    ngx_str_t                   secret;         /* effective HMAC key */
+    ngx_str_t                   secret;         /* the callback secret */
 
     ngx_uint_t                  handler;        /* 0 or a handler type */
     u_char                     *handler_file;
@@ -302,7 +302,6 @@ ngx_int_t ngx_http_momo_callback_token(ngx_str_t *secret, ngx_str_t *ref,
 ngx_int_t ngx_http_momo_token_equal(u_char *a, u_char *b, size_t len);
 ngx_int_t ngx_http_momo_basic_auth(ngx_pool_t *pool, ngx_str_t *user,
     ngx_str_t *key, ngx_str_t *out);
-ngx_int_t ngx_http_momo_derive_secret(ngx_str_t *api_key, u_char *out);
 
 /* ngx_http_momo_json.c: parsing with yajl, output with ngx_escape_json */
 ngx_int_t ngx_http_momo_json_payment(ngx_pool_t *pool, u_char *data,

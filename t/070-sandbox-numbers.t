@@ -14,14 +14,13 @@ use Digest::SHA qw(hmac_sha256);
 
 plan 'no_plan';
 
-our $Secret = 'test-callback-secret';
+our $Secret = $t::MomoTest::CallbackSecret;
 
 add_block_preprocessor(sub {
     my $block = shift;
 
     if (!defined $block->http_config) {
-        $block->set_value('http_config',
-            $t::MomoTest::Account . "    momo_callback_secret $Secret;\n");
+        $block->set_value('http_config', $t::MomoTest::Account);
     }
 
     if (!defined $block->config) {

@@ -33,6 +33,7 @@ MTN_MOMO_SUBSCRIPTION_KEY="$t::MomoTest::SubscriptionKey"
 MTN_MOMO_TARGET_ENVIRONMENT="sandbox"
 MTN_MOMO_BASE_URL="http://127.0.0.1:\$TEST_NGINX_MOMO_EMU_PORT"
 MTN_MOMO_CALLBACK_URL="http://127.0.0.1:\$TEST_NGINX_SERVER_PORT/api/payments/mtn-momo/callback"
+MTN_MOMO_CALLBACK_SECRET="$t::MomoTest::CallbackSecret"
 _EOE_
 }
 
@@ -405,3 +406,76 @@ momo_base_url "https://sandbox.momodeveloper.mtn.com" of the momo handler at
 --- request
 GET /api/payments/mtn-momo
 --- error_code: 405
+
+
+
+=== TEST 29: momo_pay without momo_callback_secret does not start, saying how to make one
+The secret keys reference ids and callback URLs; derived from the API key,
+it would change when the key is rotated.
+--- http_config eval
+::account_without('momo_callback_secret')
+--- must_die
+--- error_log
+[emerg]
+needs "momo_callback_secret" (or MTN_MOMO_CALLBACK_SECRET in a momo_env_file): it keys reference ids and callback URLs and must stay the same when the API key is rotated; make one with "openssl rand -hex 32"
+
+
+
+=== TEST 30: momo_callback without momo_callback_secret does not start either
+--- http_config eval
+::account_without('momo_callback_secret')
+--- config
+    location /api/payments/mtn-momo/callback/ {
+        momo_callback;
+    }
+--- must_die
+--- error_log
+[emerg]
+needs "momo_callback_secret"
+
+
+
+=== TEST 31: a callback secret shorter than 32 characters does not start
+--- http_config eval
+::account_with('momo_callback_secret', 'short-and-guessable')
+--- must_die
+--- error_log
+[emerg]
+momo_callback_secret is too short: give at least 32 characters
+
+
+
+=== TEST 32: momo_status alone needs no callback secret
+--- http_config eval
+::account_without('momo_callback_secret')
+--- config
+    location /api/payments/mtn-momo/status/ {
+        momo_status;
+    }
+--- request
+GET /api/payments/mtn-momo/status/not-a-uuid
+--- error_code: 400
+--- response_body_like: "INVALID_REFERENCE_ID"
+
+
+
+=== TEST 33: MTN_MOMO_CALLBACK_SECRET in the momo_env_file is the callback secret
+The reference id of an Idempotency-Key is the HMAC of "user|key" with it.
+--- user_files eval
+[["../conf/momo.env", ::env_file() =~ s/MTN_MOMO_CALLBACK_SECRET="\w+"/MTN_MOMO_CALLBACK_SECRET="from-the-env-file-0123456789abcdef"/r]]
+--- http_config
+    momo_env_file momo.env;
+--- more_headers
+Content-Type: application/json
+Idempotency-Key: env-secret-1
+--- request eval
+"POST /api/payments/mtn-momo\n" . t::MomoTest::pay_json()
+--- response_body_like eval
+use Digest::SHA qw(hmac_sha256);
+my @b = unpack 'C16', hmac_sha256("$t::MomoTest::ApiUser|env-secret-1",
+                                  'from-the-env-file-0123456789abcdef');
+$b[6] = ($b[6] & 0x0f) | 0x40;
+$b[8] = ($b[8] & 0x3f) | 0x80;
+my $h = join '', map { sprintf '%02x', $_ } @b;
+my $ref = join '-', unpack 'A8 A4 A4 A4 A12', $h;
+qr/"reference_id": "$ref"/

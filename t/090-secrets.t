@@ -16,7 +16,7 @@ plan 'no_plan';
 
 check_accum_error_log();
 
-our $CallbackSecret = 'cb-secret-5f0e8a9d2c7b4e1f';
+our $CallbackSecret = $t::MomoTest::CallbackSecret;
 our @Answers;
 our $Key;
 
@@ -27,8 +27,7 @@ add_block_preprocessor(sub {
     $Key = $t::MomoTest::ApiKey;
 
     if (!defined $block->http_config) {
-        $block->set_value('http_config', $t::MomoTest::Account
-            . "    momo_callback_secret $CallbackSecret;\n" . <<'_EOC_');
+        $block->set_value('http_config', $t::MomoTest::Account . <<'_EOC_');
     log_format momo_all 'ref=$momo_reference_id ext=$momo_external_id '
                         'st=$momo_status amt=$momo_amount cur=$momo_currency '
                         'fin=$momo_financial_transaction_id err=$momo_error '
@@ -161,7 +160,6 @@ __DATA__
 $::Key = '0123456789abcdef0123456789abcdef';
 --- http_config eval
 ($t::MomoTest::Account =~ s/momo_api_key \w+/momo_api_key 0123456789abcdef0123456789abcdef/r)
-. "    momo_callback_secret $::CallbackSecret;\n"
 . "    log_format momo_all '\$momo_error \$momo_token [\$momo_leg_authorization]';\n"
 --- request eval
 ["POST /api/payments/mtn-momo\n" . t::MomoTest::pay_json(),

@@ -25,6 +25,8 @@ our $EmuPort = $ENV{TEST_NGINX_MOMO_EMU_PORT} ||= free_port();
 our $ApiUser = '6f1c3a52-8d4e-4b7a-9c21-3e5f7a9b0d14';
 our $ApiKey = '2f9d8c7b6a5e4d3c2b1a0f9e8d7c6b5a';
 our $SubscriptionKey = 'a1b2c3d4e5f60718293a4b5c6d7e8f90';
+our $CallbackSecret =
+    '5d41402abc4b2a76b9719d911017c5920f1c3a528d4e4b7a9c213e5f7a9b0d14';
 
 $ENV{TEST_NGINX_LOAD_MODULES} ||= "$Root/objs/ngx_http_momo_module.so";
 $ENV{TEST_NGINX_MOMO_LOCATIONS} = write_locations();
@@ -35,6 +37,7 @@ our $Account = <<"_EOC_";
     momo_api_user $ApiUser;
     momo_api_key $ApiKey;
     momo_subscription_key $SubscriptionKey;
+    momo_callback_secret $CallbackSecret;
     momo_base_url http://127.0.0.1:\$TEST_NGINX_MOMO_EMU_PORT;
     momo_callback_url http://127.0.0.1:\$TEST_NGINX_SERVER_PORT/api/payments/mtn-momo/callback;
 _EOC_

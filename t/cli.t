@@ -285,7 +285,9 @@ my ($prov_env, $prov_key);
         $env{$1} = $2 if /^(MTN_MOMO_\w+)="([^"]*)"$/;
     }
 
-    is(scalar(keys %env), 6, 'provision prints the six .env lines');
+    is(scalar(keys %env), 7, 'provision prints the seven .env lines');
+    like($env{MTN_MOMO_CALLBACK_SECRET} // '', qr/^[0-9a-f]{64}$/,
+         'provision prints a new random callback secret');
     like($env{MTN_MOMO_API_USER_ID} // '', $UUID4,
          'API user id is a UUID v4');
     like($env{MTN_MOMO_API_KEY} // '', qr/^[0-9a-f]{32}$/, 'API key printed');
@@ -314,6 +316,8 @@ my ($prov_env, $prov_key);
          'check: token, balance and account lines');
     like($r->{out}, qr/MTN_MOMO_API_KEY\s+\w{4}\x{e2}\x{80}\x{a6}\w{4}$/m,
          'check shows the API key masked');
+    like($r->{out}, qr/MTN_MOMO_CALLBACK_SECRET\s+\w{4}\x{e2}\x{80}\x{a6}\w{4}$/m,
+         'check shows the callback secret masked');
 
     my $file = "$tmp/out.env";
     $r = momo('provision', '--subscription-key', $SUB_KEY, '--callback-host',
@@ -322,6 +326,8 @@ my ($prov_env, $prov_key);
     is((stat $file)[2] & 0777, 0600, '--output file is mode 0600');
     unlike($r->{json}{env}{MTN_MOMO_API_KEY} // '', qr/^[0-9a-f]{32}$/,
            '--output: the JSON masks the API key');
+    unlike($r->{json}{env}{MTN_MOMO_CALLBACK_SECRET} // '',
+           qr/^[0-9a-f]{64}$/, '--output: the JSON masks the callback secret');
 
     $r = momo('provision', '--subscription-key', $SUB_KEY, '--callback-host',
               '127.0.0.1', '--base-url', $emu, '--output', $file);
