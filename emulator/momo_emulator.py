@@ -203,8 +203,94 @@ def check_config(update):
     return out
 
 
+# -- hostile MTN answers: oversized, slow-drip, forged tokens -------------
+
+HOSTILE_KEYS = ("hostile", "drip_ms", "size")
+HOSTILE_MODES = ("big", "drip", "token_crlf", "token_huge_expiry",
+                 "token_long")
+HUGE_EXPIRES_IN = 2 ** 63 - 1       # overflows a time_t sum
+
+
+def check_hostile(f, out):
+    """The hostile part of a fault: {"hostile": MODE, "drip_ms", "size"}.
+
+    big                 `size` bytes (default 10 MB) of JSON with `status`
+    drip                a valid answer, one byte every `drip_ms` (500)
+    token_crlf          a token answer whose access_token has CR/LF and a
+                        forged header after it
+    token_huge_expiry   a real token with expires_in 2^63-1
+    token_long          a token answer with a 5000-byte access_token
+    """
+    h = f.get("hostile")
+    if h is None:
+        return
+    if h not in HOSTILE_MODES:
+        raise BadInput("hostile must be one of " + ", ".join(HOSTILE_MODES))
+    out["hostile"] = h
+    out["drip_ms"] = 500
+    out["size"] = 10 * 1024 * 1024
+    for k in ("drip_ms", "size"):
+        if f.get(k) is not None:
+            if not isinstance(f[k], int) or isinstance(f[k], bool) or f[k] < 1:
+                raise BadInput("%s must be an integer >= 1" % k)
+            out[k] = f[k]
+
+
+def hostile_token(handler):
+    """A real token for the Basic credentials, as h_token would issue."""
+    auth = (handler.headers.get("Authorization") or "").split(None, 1)
+    try:
+        uid = base64.b64decode(auth[1]).decode("utf-8").split(":", 1)[0]
+    except (IndexError, ValueError, binascii.Error, UnicodeDecodeError):
+        uid = DEFAULT_API_USER
+    token, ttl = STATE.issue_token(uid, "collection")
+    return token
+
+
+def hostile_body(handler, fault):
+    mode = fault["hostile"]
+    if mode == "token_crlf":
+        return jdump({"access_token": hostile_token(handler)
+                      + "\r\nX-Injected: 1", "token_type": "access_token",
+                      "expires_in": 3600})
+    if mode == "token_huge_expiry":
+        return jdump({"access_token": hostile_token(handler),
+                      "token_type": "access_token",
+                      "expires_in": HUGE_EXPIRES_IN})
+    if mode == "token_long":
+        return jdump({"access_token": "A" * 5000,
+                      "token_type": "access_token", "expires_in": 3600})
+    if mode == "big":
+        pad = fault["size"]
+        return b'{"status": "PENDING", "pad": "' + b"x" * pad + b'"}'
+    # drip: an answer a patient reader could use
+    if "/token/" in handler.route_path:
+        return jdump({"access_token": hostile_token(handler),
+                      "token_type": "access_token", "expires_in": 3600})
+    return b'{"status": "PENDING", "pad": "' + b"x" * 4096 + b'"}'
+
+
+def send_hostile(handler, fault):
+    """Answers with the fault's hostile mode, then closes the connection."""
+    status = fault["status"] or 200
+    body = hostile_body(handler, fault)
+    handler.close_connection = True
+    head = ("HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n"
+            "Connection: close\r\n\r\n" % (
+                status, HTTPStatus(status).phrase, JSON_UTF8, len(body)))
+    w = handler.wfile
+    w.write(head.encode("latin-1"))
+    if fault["hostile"] != "drip":
+        w.write(body)
+        return
+    for i in range(len(body)):
+        w.write(body[i:i + 1])
+        w.flush()
+        time.sleep(fault["drip_ms"] / 1000.0)
+
+
 FAULT_KEYS = ("method", "path", "delay_ms", "status", "body", "content_type",
-              "headers", "drop", "reset", "times")
+              "headers", "drop", "reset", "times") + HOSTILE_KEYS
 
 
 def check_fault(f):
@@ -258,6 +344,7 @@ def check_fault(f):
         if not isinstance(t, int) or isinstance(t, bool) or t < 1:
             raise BadInput("times must be an integer >= 1 or null")
         out["times"] = t
+    check_hostile(f, out)
     return out
 
 
@@ -1064,6 +1151,8 @@ class Handler(DisbursementHandler, BaseHTTPRequestHandler):
                 except OSError:
                     pass
                 return
+            if fault.get("hostile"):
+                return send_hostile(self, fault)
             if fault["status"] is not None:
                 return self.send(fault["status"], fault["body"],
                                  fault["content_type"], fault["headers"])
