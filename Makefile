@@ -23,7 +23,7 @@ EMU_PORT   ?= 8099
 DEBS := nginx nginx-dev libyajl-dev libssl-dev libcurl4-openssl-dev \
         gcc make curl python3 perl libtest-base-perl libtext-diff-perl \
         libtest-longstring-perl liblist-moreutils-perl libipc-run-perl \
-        liburi-perl libhttp-message-perl ca-certificates openssl
+        liburi-perl libhttp-message-perl ca-certificates openssl python3-h2
 
 # make bench only: the load generator, and echo_sleep for the mock MTN
 BENCH_DEBS := wrk libnginx-mod-http-echo

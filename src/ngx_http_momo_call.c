@@ -2,12 +2,20 @@
 /*
  * Copyright (C) The ngx_http_momo_module developers
  *
- * Calls to MTN as in-memory subrequests to the internal locations marked
+ * Calls to MTN as subrequests to the internal locations marked
  * "momo_leg" (or to the momo_notify location), the way the nginx
  * development guide prescribes for a client request: every TLS, timeout
- * and keepalive setting stays an ordinary proxy_* directive.  One call at
+ * and keepalive setting stays an ordinary proxy_* directive.  The answer
+ * is captured by the module's own header and body filters (as
+ * lua-nginx-module's capture filter does), up to the location's
+ * subrequest_output_buffer_size: a larger answer is read and dropped and
+ * the call ends as one without an answer, where nginx's in-memory
+ * subrequests would fail the client's connection.  One call at
  * a time per request; when it ends, the parent's write handler runs the
- * step stored in ctx->next.
+ * step stored in ctx->next.  Each call has a deadline: its location's
+ * connect, send and read timeouts plus a margin, so that an MTN that
+ * drips its answer a byte at a time cannot hold a request longer than
+ * the timeouts say.
  */
 
 
@@ -18,10 +26,20 @@ static ngx_int_t ngx_http_momo_call_done(ngx_http_request_t *sr, void *data,
     ngx_int_t rc);
 static ngx_int_t ngx_http_momo_call_body(ngx_http_request_t *sr,
     ngx_http_momo_call_t *call);
-static void ngx_http_momo_wait_handler(ngx_event_t *ev);
-static void ngx_http_momo_wait_cleanup(void *data);
-static void ngx_http_momo_run(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx,
-    ngx_http_momo_step_pt step);
+static ngx_http_momo_call_t *ngx_http_momo_call_of(ngx_http_request_t *r);
+static ngx_int_t ngx_http_momo_capture_header(ngx_http_request_t *r);
+static ngx_int_t ngx_http_momo_capture_body(ngx_http_request_t *r,
+    ngx_chain_t *in);
+static void ngx_http_momo_call_deadline(ngx_event_t *ev);
+static ngx_int_t ngx_http_momo_call_limit(ngx_http_momo_call_t *call);
+static void ngx_http_momo_call_expire(ngx_http_momo_call_t *call);
+
+
+#define NGX_HTTP_MOMO_CALL_MARGIN  1000     /* ms over the timeouts */
+
+
+static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
+static ngx_http_output_body_filter_pt    ngx_http_next_body_filter;
 
 
 static ngx_str_t  ngx_http_momo_get = ngx_string("GET ");
@@ -72,8 +90,7 @@ ngx_http_momo_call(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx,
     ps->data = call;
 
     if (ngx_http_subrequest(r, &call->uri, NULL, &sr, ps,
-                            NGX_HTTP_SUBREQUEST_IN_MEMORY
-                            |NGX_HTTP_SUBREQUEST_WAITED)
+                            NGX_HTTP_SUBREQUEST_WAITED)
         != NGX_OK)
     {
         return NGX_ERROR;
@@ -116,10 +133,20 @@ ngx_http_momo_call(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx,
     }
 
     call->start = ngx_current_msec;
+    call->sr = sr;
     ctx->call = call;
     ctx->next = next;
+    ctx->state = NGX_HTTP_MOMO_CALLING;
 
-    return NGX_AGAIN;
+    /* the location's timeouts are known once its upstream exists */
+
+    call->deadline.handler = ngx_http_momo_call_deadline;
+    call->deadline.data = call;
+    call->deadline.log = r->connection->log;
+
+    ngx_add_timer(&call->deadline, NGX_HTTP_MOMO_CALL_MARGIN);
+
+    return NGX_HTTP_MOMO_SUSPENDED;
 }
 
 
@@ -211,11 +238,14 @@ ngx_http_momo_call_body(ngx_http_request_t *sr, ngx_http_momo_call_t *call)
 /*
  * Runs when the subrequest is finalized, possibly twice on a failure
  * (first with nginx's error code, then after its error page).  Only the
- * first call counts; an error code is turned into NGX_OK so that nginx
- * does not render its HTML error page into our buffer.  Must not start
- * anything: the parent is woken by nginx and resumes in its write handler,
- * unless the client has gone, so what must not be lost (the token) is
- * settled here.
+ * first call counts.  An error code is turned into NGX_OK so that nginx
+ * does not render its HTML error page into our buffer, and so is
+ * NGX_ERROR (an answer larger than subrequest_output_buffer_size, a
+ * failed upstream), which would terminate the client's request without
+ * an answer: the step sees call->status 0 and answers JSON.  Must not
+ * start anything: the parent is woken by nginx and resumes in its write
+ * handler, unless the client has gone, so what must not be lost (the
+ * token, the notify's outcome) is settled here.
  */
 
 static ngx_int_t
@@ -223,38 +253,66 @@ ngx_http_momo_call_done(ngx_http_request_t *sr, void *data, ngx_int_t rc)
 {
     ngx_http_momo_call_t *call = data;
 
-    ngx_buf_t                  *b;
+    ngx_http_momo_ctx_t        *ctx;
     ngx_http_core_loc_conf_t   *clcf;
     ngx_http_momo_main_conf_t  *mmcf;
 
     if (call->done) {
-        return rc >= NGX_HTTP_SPECIAL_RESPONSE ? NGX_OK : rc;
+        return (rc == NGX_ERROR || rc >= NGX_HTTP_SPECIAL_RESPONSE)
+               ? NGX_OK : rc;
     }
 
     call->done = 1;
     call->rc = rc;
+
+    ngx_http_momo_call_cancel(call);
 
     /* the log level of the main request's location again */
 
     clcf = ngx_http_get_module_loc_conf(sr->main, ngx_http_core_module);
     ngx_set_connection_log(sr->connection, clcf->error_log);
 
-    if (rc == NGX_OK || rc == NGX_DONE) {
+    /*
+     * An answer cut short (a timeout or a close while its body was read)
+     * ends with a flush, not with the last buffer: no answer either.
+     */
+
+    if ((rc == NGX_OK || rc == NGX_DONE) && !call->too_big
+        && (call->complete || sr->header_only))
+    {
         call->status = sr->headers_out.status;
 
-        if (sr->out && sr->out->buf) {
-            b = sr->out->buf;
-            call->response.data = b->pos;
-            call->response.len = b->last - b->pos;
-        }
+    } else {
+        call->response.len = 0;
     }
 
     ngx_log_debug3(NGX_LOG_DEBUG_HTTP, sr->connection->log, 0,
                    "momo call done \"%V\" rc:%i status:%ui",
                    &call->uri, rc, call->status);
 
+    if (call->too_big) {
+        ngx_log_error(NGX_LOG_ERR, sr->connection->log, 0,
+                      "momo: the answer (HTTP %ui) to the call to \"%V\" "
+                      "is larger than its subrequest_output_buffer_size "
+                      "(%uz); it is treated as no answer",
+                      sr->headers_out.status, &call->uri, call->max);
+
+    } else if (call->status == 0 && sr->headers_out.status) {
+        ngx_log_error(NGX_LOG_ERR, sr->connection->log, 0,
+                      "momo: the answer (HTTP %ui) to the call to \"%V\" "
+                      "was cut short; it is treated as no answer",
+                      sr->headers_out.status, &call->uri);
+    }
+
+    ctx = ngx_http_get_module_ctx(sr->main, ngx_http_momo_module);
+
     if (call->leg == NGX_HTTP_MOMO_LEG_TOKEN) {
         ngx_http_momo_token_settle(sr, call);
+        ctx->token_lease = 0;
+
+    } else if (call->leg == NGX_HTTP_MOMO_LEG_NOTIFY) {
+        ngx_http_momo_notify_settle(sr, call);
+        ctx->notify_lease = 0;
     }
 
     mmcf = ngx_http_get_module_main_conf(sr, ngx_http_momo_module);
@@ -262,118 +320,222 @@ ngx_http_momo_call_done(ngx_http_request_t *sr, void *data, ngx_int_t rc)
     ngx_http_momo_count_call(mmcf->shm_zone, call->leg, call->status,
                              ngx_current_msec - call->start);
 
-    return rc >= NGX_HTTP_SPECIAL_RESPONSE ? NGX_OK : rc;
+    return (rc == NGX_ERROR || rc >= NGX_HTTP_SPECIAL_RESPONSE) ? NGX_OK : rc;
 }
 
-
-/* the parent's write handler: a call ended or a wait timer fired */
-
-void
-ngx_http_momo_resume(ngx_http_request_t *r)
-{
-    ngx_http_momo_ctx_t   *ctx;
-    ngx_http_momo_step_pt  step;
-
-    ctx = ngx_http_get_module_ctx(r, ngx_http_momo_module);
-
-    if (ctx == NULL || ctx->finalized || ctx->waiting) {
-        return;
-    }
-
-    if (ctx->call && !ctx->call->done) {
-        return;
-    }
-
-    step = ctx->next;
-    ctx->next = NULL;
-
-    if (step == NULL) {
-        return;
-    }
-
-    ngx_http_momo_run(r, ctx, step);
-}
-
-
-static void
-ngx_http_momo_run(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx,
-    ngx_http_momo_step_pt step)
-{
-    ngx_int_t  rc;
-
-    rc = step(r, ctx);
-
-    if (rc == NGX_AGAIN) {
-        return;
-    }
-
-    ngx_http_momo_done(r, ctx, rc);
-}
-
-
-/* a bounded, non-blocking pause: the worker serves others meanwhile */
 
 ngx_int_t
-ngx_http_momo_wait(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx,
-    ngx_msec_t delay, ngx_http_momo_step_pt next)
+ngx_http_momo_call_init(ngx_conf_t *cf)
 {
-    ngx_pool_cleanup_t  *cln;
+    ngx_http_next_header_filter = ngx_http_top_header_filter;
+    ngx_http_top_header_filter = ngx_http_momo_capture_header;
 
-    if (ctx->wait.handler == NULL) {
-        cln = ngx_pool_cleanup_add(r->pool, 0);
-        if (cln == NULL) {
-            return NGX_ERROR;
+    ngx_http_next_body_filter = ngx_http_top_body_filter;
+    ngx_http_top_body_filter = ngx_http_momo_capture_body;
+
+    return NGX_OK;
+}
+
+
+/* the call a subrequest makes; internal redirects keep post_subrequest */
+
+static ngx_http_momo_call_t *
+ngx_http_momo_call_of(ngx_http_request_t *r)
+{
+    if (r == r->main
+        || r->post_subrequest == NULL
+        || r->post_subrequest->handler != ngx_http_momo_call_done)
+    {
+        return NULL;
+    }
+
+    return r->post_subrequest->data;
+}
+
+
+static ngx_int_t
+ngx_http_momo_capture_header(ngx_http_request_t *r)
+{
+    ngx_http_momo_call_t      *call;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    call = ngx_http_momo_call_of(r);
+
+    if (call == NULL) {
+        return ngx_http_next_header_filter(r);
+    }
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+    call->max = clcf->subrequest_output_buffer_size;
+    call->response.len = 0;
+    call->too_big = (r->headers_out.content_length_n > (off_t) call->max);
+
+    /* nothing of it goes to the client */
+
+    r->header_sent = 1;
+    r->filter_need_in_memory = 1;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_momo_capture_body(ngx_http_request_t *r, ngx_chain_t *in)
+{
+    size_t                 len;
+    ngx_buf_t             *b;
+    ngx_chain_t           *cl;
+    ngx_http_momo_call_t  *call;
+
+    call = ngx_http_momo_call_of(r);
+
+    if (call == NULL) {
+        return ngx_http_next_body_filter(r, in);
+    }
+
+    for (cl = in; cl; cl = cl->next) {
+        b = cl->buf;
+
+        if (b->last_buf || b->last_in_chain) {
+            call->complete = 1;
         }
 
-        cln->handler = ngx_http_momo_wait_cleanup;
-        cln->data = ctx;
+        if (!ngx_buf_in_memory(b)) {
+            if (ngx_buf_size(b)) {
+                call->too_big = 1;
+            }
 
-        ctx->wait.handler = ngx_http_momo_wait_handler;
-        ctx->wait.data = r;
-        ctx->wait.log = r->connection->log;
+            b->file_pos = b->file_last;
+            continue;
+        }
+
+        len = b->last - b->pos;
+
+        if (!call->too_big && len) {
+            if (call->response.data == NULL) {
+                call->response.data = ngx_pnalloc(r->pool, call->max);
+                if (call->response.data == NULL) {
+                    return NGX_ERROR;
+                }
+            }
+
+            if (len > call->max - call->response.len) {
+                call->too_big = 1;
+
+            } else {
+                ngx_memcpy(call->response.data + call->response.len,
+                           b->pos, len);
+                call->response.len += len;
+            }
+        }
+
+        b->pos = b->last;
     }
 
-    ctx->next = next;
-    ctx->call = NULL;
-    ctx->waiting = 1;
+    return NGX_OK;
+}
 
-    ngx_add_timer(&ctx->wait, delay);
 
-    return NGX_AGAIN;
+void
+ngx_http_momo_call_cancel(ngx_http_momo_call_t *call)
+{
+    if (call->deadline.timer_set) {
+        ngx_del_timer(&call->deadline);
+    }
+}
+
+
+/*
+ * The call's time is up when its location's connect, send and read
+ * timeouts and a margin have passed, the most a well-behaved MTN could
+ * take; a read timeout alone restarts with every byte.  The upstream is
+ * made to time out as if its own timer had fired: nginx then ends the
+ * call with 504 the usual way (and may try the next server, whose
+ * attempt gets one more margin).  The event is posted, not handled here,
+ * so that nothing freed by it is touched afterwards.
+ */
+
+static void
+ngx_http_momo_call_deadline(ngx_event_t *ev)
+{
+    ngx_http_momo_call_t *call = ev->data;
+
+    if (call->done) {
+        return;
+    }
+
+    if (!call->limit_known) {
+        if (ngx_http_momo_call_limit(call) == NGX_AGAIN) {
+            return;
+        }
+    }
+
+    ngx_http_momo_call_expire(call);
+}
+
+
+static ngx_int_t
+ngx_http_momo_call_limit(ngx_http_momo_call_t *call)
+{
+    ngx_msec_t                 limit, elapsed;
+    ngx_http_upstream_t       *u;
+    ngx_http_upstream_conf_t  *conf;
+
+    u = call->sr->upstream;
+
+    if (u == NULL || u->conf == NULL) {
+        /* not (yet) a proxied call: look again later */
+        ngx_add_timer(&call->deadline, NGX_HTTP_MOMO_CALL_MARGIN);
+        return NGX_AGAIN;
+    }
+
+    conf = u->conf;
+    call->limit_known = 1;
+
+    limit = conf->connect_timeout + conf->send_timeout + conf->read_timeout
+            + NGX_HTTP_MOMO_CALL_MARGIN;
+    elapsed = ngx_current_msec - call->start;
+
+    if (elapsed < limit) {
+        ngx_add_timer(&call->deadline, limit - elapsed);
+        return NGX_AGAIN;
+    }
+
+    return NGX_OK;
 }
 
 
 static void
-ngx_http_momo_wait_handler(ngx_event_t *ev)
+ngx_http_momo_call_expire(ngx_http_momo_call_t *call)
 {
-    ngx_connection_t      *c;
-    ngx_http_request_t    *r;
-    ngx_http_momo_ctx_t   *ctx;
-    ngx_http_momo_step_pt  step;
+    ngx_event_t          *ev;
+    ngx_connection_t     *c;
+    ngx_http_upstream_t  *u;
 
-    r = ev->data;
-    c = r->connection;
+    ngx_add_timer(&call->deadline, NGX_HTTP_MOMO_CALL_MARGIN);
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_momo_module);
+    u = call->sr->upstream;
+    c = u->peer.connection;
 
-    ctx->waiting = 0;
-    step = ctx->next;
-    ctx->next = NULL;
-
-    if (step && !ctx->finalized) {
-        ngx_http_momo_run(r, ctx, step);
+    if (c == NULL) {
+        return;
     }
 
-    ngx_http_run_posted_requests(c);
+    ngx_log_error(NGX_LOG_ERR, call->sr->connection->log, 0,
+                  "momo: the call to \"%V\" took longer than its "
+                  "location's timeouts allow (%M ms); it is ended",
+                  &call->uri, ngx_current_msec - call->start);
+
+    ev = c->write->timer_set ? c->write : c->read;
+
+    if (ev->timer_set) {
+        ngx_del_timer(ev);
+    }
+
+    ev->timedout = 1;
+
+    ngx_post_event(ev, &ngx_posted_events);
 }
 
 
-static void
-ngx_http_momo_wait_cleanup(void *data)
-{
-    ngx_http_momo_ctx_t *ctx = data;
-
-    if (ctx->wait.timer_set) {
-        ngx_del_timer(&ctx->wait);
-    }
-}

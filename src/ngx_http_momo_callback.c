@@ -19,7 +19,6 @@
 #define NGX_HTTP_MOMO_CALLBACK_RECHECK   2000
 
 
-static void ngx_http_momo_callback_body(ngx_http_request_t *r);
 static ngx_int_t ngx_http_momo_callback_start(ngx_http_request_t *r,
     ngx_http_momo_ctx_t *ctx);
 static ngx_int_t ngx_http_momo_callback_path(ngx_http_request_t *r,
@@ -40,7 +39,6 @@ static void ngx_http_momo_callback_count(ngx_http_request_t *r,
 ngx_int_t
 ngx_http_momo_callback_handler(ngx_http_request_t *r)
 {
-    ngx_int_t             rc;
     ngx_str_t             allow = ngx_string("POST, PUT");
     ngx_http_momo_ctx_t  *ctx;
 
@@ -79,15 +77,8 @@ ngx_http_momo_callback_handler(ngx_http_request_t *r)
                                              NGX_HTTP_MOMO_CB_FORBIDDEN);
     }
 
-    r->request_body_in_single_buf = 1;
-
-    rc = ngx_http_read_client_request_body(r, ngx_http_momo_callback_body);
-
-    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
-        return rc;
-    }
-
-    return NGX_DONE;
+    return ngx_http_momo_start_with_body(r, ctx,
+                                         ngx_http_momo_callback_start);
 }
 
 
@@ -134,24 +125,6 @@ ngx_http_momo_callback_path(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
     ctx->reference_id = ref;
 
     return NGX_OK;
-}
-
-
-static void
-ngx_http_momo_callback_body(ngx_http_request_t *r)
-{
-    ngx_int_t             rc;
-    ngx_http_momo_ctx_t  *ctx;
-
-    ctx = ngx_http_get_module_ctx(r, ngx_http_momo_module);
-
-    r->write_event_handler = ngx_http_momo_resume;
-
-    rc = ngx_http_momo_callback_start(r, ctx);
-
-    if (rc != NGX_AGAIN) {
-        ngx_http_momo_done(r, ctx, rc);
-    }
 }
 
 

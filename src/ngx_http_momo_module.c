@@ -320,6 +320,10 @@ ngx_http_momo_postconfiguration(ngx_conf_t *cf)
         return NGX_ERROR;
     }
 
+    if (ngx_http_momo_call_init(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     return ngx_http_momo_init_variables(cf);
 }
 

@@ -220,12 +220,33 @@ typedef struct {
 } ngx_http_momo_counters_t;
 
 
+/*
+ * The step protocol (ngx_http_momo_request.c).  A step returns
+ * NGX_HTTP_MOMO_SUSPENDED when it has started a call (ngx_http_momo_call)
+ * or a timer (ngx_http_momo_wait): the request resumes in ctx->next.  Any
+ * other value ends the request: the answer's output result (NGX_OK,
+ * NGX_AGAIN when buffered, NGX_ERROR), or NGX_ERROR / an HTTP status when
+ * no answer was sent.  NGX_AGAIN never means "waiting for MTN".
+ */
+
+#define NGX_HTTP_MOMO_SUSPENDED  NGX_DONE
+
+typedef enum {
+    NGX_HTTP_MOMO_RUNNING = 0,          /* a step runs */
+    NGX_HTTP_MOMO_CALLING,              /* suspended: a call is out */
+    NGX_HTTP_MOMO_WAITING,              /* suspended: ctx->wait is set */
+    NGX_HTTP_MOMO_FINALIZED
+} ngx_http_momo_req_state_e;
+
+
 /* one call to an internal location: lives in the main request's pool */
 
 typedef struct ngx_http_momo_ctx_s  ngx_http_momo_ctx_t;
 
 typedef ngx_int_t (*ngx_http_momo_step_pt)(ngx_http_request_t *r,
     ngx_http_momo_ctx_t *ctx);
+typedef void (*ngx_http_momo_finalize_pt)(ngx_http_request_t *r,
+    ngx_int_t rc);
 
 
 typedef struct {
@@ -245,16 +266,35 @@ typedef struct {
     ngx_msec_t                  start;
     ngx_http_momo_mtn_body_t   *parsed;         /* token calls */
     ngx_uint_t                  token_gen;
+    ngx_uint_t                  lease;          /* its lease's serial */
+
+    ngx_http_request_t         *sr;
+    ngx_event_t                 deadline;       /* the call's time limit */
+    size_t                      max;            /* of the answer's body */
+    unsigned                    limit_known:1;
+    unsigned                    too_big:1;
+    unsigned                    complete:1;     /* the last buffer came */
     unsigned                    done:1;
 } ngx_http_momo_call_t;
 
 
 struct ngx_http_momo_ctx_s {
     ngx_http_momo_loc_conf_t   *mlcf;
+    ngx_shm_zone_t             *zone;
+    ngx_uint_t                  state;          /* ngx_http_momo_req_... */
     ngx_http_momo_step_pt       next;           /* after the call, or wait */
     ngx_http_momo_call_t       *call;
     ngx_event_t                 wait;
     ngx_msec_t                  deadline;
+    ngx_int_t                   out;            /* the answer's output rc */
+
+    /* leases held in the zone, by their serial; 0: none */
+    ngx_uint_t                  query_lease;
+    ngx_uint_t                  notify_lease;
+    ngx_uint_t                  token_lease;
+
+    /* set for a request without a client (a timer's fake request) */
+    ngx_http_momo_finalize_pt   finalize;
 
     ngx_str_t                   token;
     ngx_uint_t                  token_gen;
@@ -274,16 +314,16 @@ struct ngx_http_momo_ctx_s {
     ngx_str_t                   status;         /* pending, ... */
     ngx_str_t                   error;          /* error code */
     ngx_uint_t                  upstream_status;
+    ngx_uint_t                  answer_status;  /* the answer's HTTP status */
     ngx_str_t                   token_source;   /* HIT, MISS, REFRESH */
 
     ngx_event_handler_pt        client_read;    /* while detached */
 
     unsigned                    pay:1;
     unsigned                    detached:1;
-    unsigned                    waiting:1;
     unsigned                    responded:1;
+    unsigned                    headless:1;     /* answers are not sent */
     unsigned                    token_retried:1;
-    unsigned                    finalized:1;
     unsigned                    pay_fresh:1;    /* the payload is ours */
     unsigned                    pay_sent:1;     /* MTN may have our payload */
 };
@@ -319,30 +359,39 @@ ngx_int_t ngx_http_momo_validate_idempotency_key(ngx_str_t *key);
 void ngx_http_momo_error_set(ngx_http_momo_error_t *err, ngx_uint_t status,
     char *code, char *message);
 
-/* ngx_http_momo_shm.c: zone, token lease, payment records, counters */
+/*
+ * ngx_http_momo_shm*.c: zone, token lease, payment records, counters.
+ * A lease is stamped with ngx_pid and the holder's serial
+ * (ngx_http_momo_lease_serial); releasing it checks both.
+ */
 ngx_int_t ngx_http_momo_shm_init_zone(ngx_shm_zone_t *shm_zone, void *data);
 ngx_int_t ngx_http_momo_token_acquire(ngx_shm_zone_t *zone, ngx_str_t *key,
-    ngx_msec_t lease, ngx_pool_t *pool, ngx_str_t *token, ngx_uint_t *gen);
+    ngx_msec_t lease, ngx_uint_t serial, ngx_pool_t *pool, ngx_str_t *token,
+    ngx_uint_t *gen);
 ngx_int_t ngx_http_momo_token_store(ngx_shm_zone_t *zone, ngx_str_t *key,
     ngx_str_t *token, time_t ttl, ngx_uint_t *gen);
-void ngx_http_momo_token_release(ngx_shm_zone_t *zone, ngx_str_t *key);
+void ngx_http_momo_token_release(ngx_shm_zone_t *zone, ngx_str_t *key,
+    ngx_uint_t serial);
 void ngx_http_momo_token_drop(ngx_shm_zone_t *zone, ngx_str_t *key,
     ngx_uint_t gen);
 ngx_int_t ngx_http_momo_record_get(ngx_shm_zone_t *zone, u_char *ref,
     ngx_http_momo_record_t *rec);
 ngx_int_t ngx_http_momo_record_update(ngx_shm_zone_t *zone,
-    ngx_http_momo_record_t *rec, ngx_uint_t release_query);
+    ngx_http_momo_record_t *rec, ngx_uint_t query_lease);
 ngx_int_t ngx_http_momo_record_claim(ngx_shm_zone_t *zone,
     ngx_http_momo_record_t *rec, ngx_msec_t lease, ngx_uint_t *owner,
     ngx_uint_t *fresh);
 void ngx_http_momo_record_release(ngx_shm_zone_t *zone, u_char *ref,
     ngx_uint_t owner, ngx_uint_t forget);
 ngx_int_t ngx_http_momo_record_query(ngx_shm_zone_t *zone, u_char *ref,
-    ngx_msec_t lease, ngx_msec_t interval, ngx_http_momo_record_t *rec);
+    ngx_msec_t lease, ngx_uint_t serial, ngx_msec_t interval,
+    ngx_http_momo_record_t *rec);
+void ngx_http_momo_record_unquery(ngx_shm_zone_t *zone, u_char *ref,
+    ngx_uint_t serial);
 ngx_int_t ngx_http_momo_record_notify(ngx_shm_zone_t *zone, u_char *ref,
-    ngx_msec_t lease);
+    ngx_msec_t lease, ngx_uint_t serial);
 void ngx_http_momo_record_notified(ngx_shm_zone_t *zone, u_char *ref,
-    ngx_uint_t ok);
+    ngx_uint_t ok, ngx_uint_t serial);
 ngx_http_momo_counters_t *ngx_http_momo_counters(ngx_shm_zone_t *zone);
 ngx_int_t ngx_http_momo_token_info(ngx_shm_zone_t *zone, ngx_uint_t i,
     time_t *expires_in, ngx_uint_t *gen);
@@ -352,14 +401,44 @@ void ngx_http_momo_count_call(ngx_shm_zone_t *zone, ngx_uint_t leg,
 /* ngx_http_momo_metrics.c */
 ngx_int_t ngx_http_momo_metrics_handler(ngx_http_request_t *r);
 
+/*
+ * ngx_http_momo_request.c: the request lifecycle.  Entry points:
+ *   - a content handler creates the context (ngx_http_momo_ctx_create,
+ *     which also adds the pool cleanup that releases the leases), then
+ *     returns ngx_http_momo_start() or ngx_http_momo_start_with_body();
+ *   - a request without a client (a timer's fake connection and request,
+ *     as lua-nginx-module's ngx.timer makes them) creates the context,
+ *     sets ctx->headless (answers are recorded in ctx->answer_status and
+ *     ctx->error, never sent) and ctx->finalize (called with the final
+ *     rc instead of ngx_http_finalize_request, to free the fake request),
+ *     sets r->write_event_handler = ngx_http_momo_resume, and runs a step
+ *     with ngx_http_momo_run(), e.g. one that returns
+ *     ngx_http_momo_query(r, ctx, next).
+ * A step ends the request by returning; nothing else finalizes it.
+ */
+ngx_http_momo_ctx_t *ngx_http_momo_ctx_create(ngx_http_request_t *r);
+ngx_uint_t ngx_http_momo_lease_serial(void);
+ngx_int_t ngx_http_momo_start(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx,
+    ngx_http_momo_step_pt step);
+ngx_int_t ngx_http_momo_start_with_body(ngx_http_request_t *r,
+    ngx_http_momo_ctx_t *ctx, ngx_http_momo_step_pt step);
+void ngx_http_momo_run(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx,
+    ngx_http_momo_step_pt step);
+void ngx_http_momo_resume(ngx_http_request_t *r);
+ngx_int_t ngx_http_momo_wait(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx,
+    ngx_msec_t delay, ngx_http_momo_step_pt next);
+void ngx_http_momo_detach(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx);
+void ngx_http_momo_finalize(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx,
+    ngx_int_t rc);
+void ngx_http_momo_release(ngx_http_momo_ctx_t *ctx);
+
 /* ngx_http_momo_call.c: subrequests to the internal locations */
 ngx_int_t ngx_http_momo_call(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx,
     ngx_http_momo_call_t *call, ngx_http_momo_step_pt next);
 ngx_http_momo_call_t *ngx_http_momo_call_create(ngx_http_request_t *r,
     ngx_http_momo_ctx_t *ctx, ngx_http_momo_leg_e leg);
-void ngx_http_momo_resume(ngx_http_request_t *r);
-ngx_int_t ngx_http_momo_wait(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx,
-    ngx_msec_t delay, ngx_http_momo_step_pt next);
+void ngx_http_momo_call_cancel(ngx_http_momo_call_t *call);
+ngx_int_t ngx_http_momo_call_init(ngx_conf_t *cf);
 
 /* ngx_http_momo_token.c: the token step in front of every MTN call */
 ngx_int_t ngx_http_momo_with_token(ngx_http_request_t *r,
@@ -386,12 +465,9 @@ ngx_int_t ngx_http_momo_reply_payment(ngx_http_request_t *r,
     ngx_http_momo_ctx_t *ctx, ngx_uint_t status);
 ngx_int_t ngx_http_momo_fail(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx,
     ngx_http_momo_error_t *err, ngx_uint_t result);
-void ngx_http_momo_detach(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx);
 ngx_int_t ngx_http_momo_header(ngx_http_request_t *r, char *name,
     ngx_str_t *value);
 void ngx_http_momo_count_payment(ngx_http_request_t *r, ngx_uint_t result);
-void ngx_http_momo_done(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx,
-    ngx_int_t rc);
 
 /* handlers */
 ngx_int_t ngx_http_momo_pay_handler(ngx_http_request_t *r);
@@ -413,14 +489,14 @@ ngx_str_t *ngx_http_momo_state_name(ngx_uint_t state);
 /* ngx_http_momo_notify.c */
 ngx_int_t ngx_http_momo_notify(ngx_http_request_t *r,
     ngx_http_momo_ctx_t *ctx, ngx_http_momo_step_pt next);
+void ngx_http_momo_notify_settle(ngx_http_request_t *sr,
+    ngx_http_momo_call_t *call);
 
 /* ngx_http_momo_variables.c */
 ngx_int_t ngx_http_momo_add_variables(ngx_conf_t *cf);
 ngx_int_t ngx_http_momo_init_variables(ngx_conf_t *cf);
 void ngx_http_momo_set_variables(ngx_http_request_t *r,
     ngx_http_momo_ctx_t *ctx);
-
-ngx_http_momo_ctx_t *ngx_http_momo_ctx_create(ngx_http_request_t *r);
 
 
 #endif /* _NGX_HTTP_MOMO_MODULE_H_INCLUDED_ */

@@ -26,8 +26,8 @@ ngx_int_t
 ngx_http_momo_notify(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx,
     ngx_http_momo_step_pt next)
 {
-    ngx_http_momo_call_t       *call;
-    ngx_http_momo_main_conf_t  *mmcf;
+    ngx_uint_t             serial;
+    ngx_http_momo_call_t  *call;
 
     if (ctx->mlcf->notify.len == 0
         || !ngx_http_momo_state_final(ctx->rec.state))
@@ -35,14 +35,18 @@ ngx_http_momo_notify(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx,
         return next(r, ctx);
     }
 
-    mmcf = ngx_http_get_module_main_conf(r, ngx_http_momo_module);
+    serial = ngx_http_momo_lease_serial();
 
-    if (ngx_http_momo_record_notify(mmcf->shm_zone, ctx->reference_id.data,
-                                    NGX_HTTP_MOMO_NOTIFY_LEASE)
+    if (ngx_http_momo_record_notify(ctx->zone, ctx->reference_id.data,
+                                    NGX_HTTP_MOMO_NOTIFY_LEASE, serial)
         != NGX_OK)
     {
         return next(r, ctx);
     }
+
+    /* from here on the lease is the request's, whatever becomes of it */
+
+    ctx->notify_lease = serial;
 
     call = ngx_http_momo_call_create(r, ctx, NGX_HTTP_MOMO_LEG_NOTIFY);
     if (call == NULL) {
@@ -50,6 +54,8 @@ ngx_http_momo_notify(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx,
     }
 
     call->method = NGX_HTTP_POST;
+    call->reference_id = ctx->reference_id;
+    call->lease = serial;
 
     if (ngx_http_momo_notify_body(r, ctx, &call->body) != NGX_OK) {
         return NGX_ERROR;
@@ -74,21 +80,35 @@ ngx_http_momo_notify_body(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx,
 }
 
 
-static ngx_int_t
-ngx_http_momo_notify_done(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
+/*
+ * From the call's post-subrequest handler: the outcome is recorded even
+ * when the client has gone and the request will not resume.
+ */
+
+void
+ngx_http_momo_notify_settle(ngx_http_request_t *sr,
+    ngx_http_momo_call_t *call)
 {
     ngx_uint_t                  ok;
-    ngx_http_momo_call_t       *call;
     ngx_http_momo_main_conf_t  *mmcf;
 
-    call = ctx->call;
-    mmcf = ngx_http_get_module_main_conf(r, ngx_http_momo_module);
+    mmcf = ngx_http_get_module_main_conf(sr, ngx_http_momo_module);
 
     ok = (call->status >= 200 && call->status < 300);
 
-    ngx_http_momo_record_notified(mmcf->shm_zone, ctx->reference_id.data, ok);
+    ngx_http_momo_record_notified(mmcf->shm_zone, call->reference_id.data,
+                                  ok, call->lease);
+}
 
-    if (!ok) {
+
+static ngx_int_t
+ngx_http_momo_notify_done(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
+{
+    ngx_http_momo_call_t  *call;
+
+    call = ctx->call;
+
+    if (call->status < 200 || call->status >= 300) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "momo: notify \"%V\" of payment \"%V\" failed "
                       "(HTTP %ui, nginx code %i); it is sent again on the "

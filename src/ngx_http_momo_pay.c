@@ -19,7 +19,6 @@
 #define NGX_HTTP_MOMO_PAY_LEASE  60000    /* a payment in flight, at most */
 
 
-static void ngx_http_momo_pay_body(ngx_http_request_t *r);
 static ngx_int_t ngx_http_momo_pay_start(ngx_http_request_t *r,
     ngx_http_momo_ctx_t *ctx);
 static ngx_int_t ngx_http_momo_pay_reference(ngx_http_request_t *r,
@@ -73,7 +72,6 @@ static ngx_str_t  ngx_http_momo_json_type = ngx_string("application/json");
 ngx_int_t
 ngx_http_momo_pay_handler(ngx_http_request_t *r)
 {
-    ngx_int_t               rc;
     ngx_str_t               allow = ngx_string("POST");
     ngx_table_elt_t        *h;
     ngx_http_momo_ctx_t    *ctx;
@@ -134,15 +132,7 @@ ngx_http_momo_pay_handler(ngx_http_request_t *r)
         ctx->idempotency_key = h->value;
     }
 
-    r->request_body_in_single_buf = 1;
-
-    rc = ngx_http_read_client_request_body(r, ngx_http_momo_pay_body);
-
-    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
-        return rc;
-    }
-
-    return NGX_DONE;
+    return ngx_http_momo_start_with_body(r, ctx, ngx_http_momo_pay_start);
 
 refuse:
 
@@ -160,24 +150,6 @@ refuse:
     ctx->error = err.code;
 
     return ngx_http_momo_reply_error(r, &err);
-}
-
-
-static void
-ngx_http_momo_pay_body(ngx_http_request_t *r)
-{
-    ngx_int_t             rc;
-    ngx_http_momo_ctx_t  *ctx;
-
-    ctx = ngx_http_get_module_ctx(r, ngx_http_momo_module);
-
-    r->write_event_handler = ngx_http_momo_resume;
-
-    rc = ngx_http_momo_pay_start(r, ctx);
-
-    if (rc != NGX_AGAIN) {
-        ngx_http_momo_done(r, ctx, rc);
-    }
 }
 
 

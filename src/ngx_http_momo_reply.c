@@ -2,9 +2,10 @@
 /*
  * Copyright (C) The ngx_http_momo_module developers
  *
- * JSON answers to the client, and the one place a momo request is
- * finalized.  Errors are sent as our JSON with their status, never
- * returned to nginx, which would render its HTML error page.
+ * JSON answers to the client.  Errors are sent as our JSON with their
+ * status, never returned to nginx, which would render its HTML error
+ * page.  The output filter's result goes back to the step, and from
+ * there to ngx_http_momo_finalize().
  */
 
 
@@ -13,7 +14,8 @@
 
 static ngx_int_t ngx_http_momo_send(ngx_http_request_t *r, ngx_uint_t status,
     ngx_str_t *json);
-static void ngx_http_momo_client_read(ngx_event_t *rev);
+static ngx_int_t ngx_http_momo_read_file(ngx_http_request_t *r,
+    ngx_buf_t *b, u_char *p);
 
 
 static ngx_str_t  ngx_http_momo_true = ngx_string("true");
@@ -179,13 +181,19 @@ ngx_http_momo_reply_payment(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx,
 }
 
 
-/* the request body in one piece; NGX_DECLINED when over max or in a file */
+/*
+ * The request body in one piece, wherever nginx keeps it: in memory, or
+ * in client_body_temp when it was larger than client_body_buffer_size.
+ * NGX_DECLINED when over max.  A file part is at most max bytes on
+ * local disk and is read the way nginx's own modules read such files.
+ */
 
 ngx_int_t
 ngx_http_momo_read_body(ngx_http_request_t *r, size_t max, ngx_str_t *body)
 {
     u_char       *p;
-    size_t        len;
+    off_t         len;
+    ngx_buf_t    *b;
     ngx_chain_t  *cl;
 
     ngx_str_null(body);
@@ -194,17 +202,13 @@ ngx_http_momo_read_body(ngx_http_request_t *r, size_t max, ngx_str_t *body)
         return NGX_OK;
     }
 
-    if (r->request_body->temp_file) {
-        return NGX_DECLINED;
-    }
-
     len = 0;
 
     for (cl = r->request_body->bufs; cl; cl = cl->next) {
-        len += cl->buf->last - cl->buf->pos;
+        len += ngx_buf_size(cl->buf);
     }
 
-    if (len > max) {
+    if (len > (off_t) max) {
         return NGX_DECLINED;
     }
 
@@ -212,16 +216,47 @@ ngx_http_momo_read_body(ngx_http_request_t *r, size_t max, ngx_str_t *body)
         return NGX_OK;
     }
 
-    p = ngx_pnalloc(r->pool, len);
+    p = ngx_pnalloc(r->pool, (size_t) len);
     if (p == NULL) {
         return NGX_ERROR;
     }
 
     body->data = p;
-    body->len = len;
+    body->len = (size_t) len;
 
     for (cl = r->request_body->bufs; cl; cl = cl->next) {
-        p = ngx_cpymem(p, cl->buf->pos, cl->buf->last - cl->buf->pos);
+        b = cl->buf;
+
+        if (!b->in_file) {
+            p = ngx_cpymem(p, b->pos, b->last - b->pos);
+            continue;
+        }
+
+        if (ngx_http_momo_read_file(r, b, p) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        p += b->file_last - b->file_pos;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_momo_read_file(ngx_http_request_t *r, ngx_buf_t *b, u_char *p)
+{
+    ssize_t  n, size;
+
+    size = (ssize_t) (b->file_last - b->file_pos);
+
+    n = ngx_read_file(b->file, p, size, b->file_pos);
+
+    if (n != size) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "momo: the request body file \"%V\" gave %z of %z "
+                      "bytes", &b->file->name, n, size);
+        return NGX_ERROR;
     }
 
     return NGX_OK;
@@ -245,7 +280,13 @@ ngx_http_momo_send(ngx_http_request_t *r, ngx_uint_t status, ngx_str_t *json)
         }
 
         ctx->responded = 1;
+        ctx->answer_status = status;
         ngx_http_momo_set_variables(r, ctx);
+
+        if (ctx->headless) {
+            ctx->out = NGX_OK;
+            return NGX_OK;
+        }
     }
 
     r->headers_out.status = status;
@@ -282,7 +323,13 @@ ngx_http_momo_send(ngx_http_request_t *r, ngx_uint_t status, ngx_str_t *json)
     out.buf = b;
     out.next = NULL;
 
-    return ngx_http_output_filter(r, &out);
+    rc = ngx_http_output_filter(r, &out);
+
+    if (ctx) {
+        ctx->out = rc;
+    }
+
+    return rc;
 }
 
 
@@ -302,87 +349,4 @@ ngx_http_momo_header(ngx_http_request_t *r, char *name, ngx_str_t *value)
     h->value = *value;
 
     return NGX_OK;
-}
-
-
-/*
- * The client has its answer and may close the connection, as MTN does
- * after a callback; the work left (a verification, a notify) must not die
- * with it.  nginx would see the close through the upstream module's
- * broken-connection check of whichever subrequest is active, unless its
- * location has proxy_ignore_client_abort on, so the connection's read
- * events are ignored until the request ends.
- */
-
-void
-ngx_http_momo_detach(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
-{
-    ngx_connection_t  *c;
-
-    c = r->connection;
-
-    if (ctx->detached || r != r->main) {
-        return;
-    }
-
-#if (NGX_HTTP_V2)
-    if (r->stream) {
-        return;
-    }
-#endif
-
-    ctx->detached = 1;
-    ctx->client_read = c->read->handler;
-    c->read->handler = ngx_http_momo_client_read;
-}
-
-
-static void
-ngx_http_momo_client_read(ngx_event_t *rev)
-{
-    if ((ngx_event_flags & NGX_USE_LEVEL_EVENT) && rev->active) {
-        (void) ngx_del_event(rev, NGX_READ_EVENT, 0);
-    }
-}
-
-
-/*
- * The end of a momo request.  A step that fails before anything was sent
- * still gets a JSON answer; after the answer, only the finalization is
- * left (the request may have gone on with a notify or a verification).
- */
-
-void
-ngx_http_momo_done(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx,
-    ngx_int_t rc)
-{
-    ngx_http_momo_error_t  err;
-
-    if (ctx->finalized) {
-        return;
-    }
-
-    if (!ctx->responded && (rc == NGX_ERROR || rc >= NGX_HTTP_BAD_REQUEST)) {
-        ngx_http_momo_error_set(&err, NGX_HTTP_INTERNAL_SERVER_ERROR,
-                                "INTERNAL_ERROR",
-                                "the gateway failed to process the request; "
-                                "see the error log");
-        err.retryable = 1;
-        rc = ngx_http_momo_reply_error(r, &err);
-    }
-
-    ctx->finalized = 1;
-
-    /* what the access log shows: the outcome after any verification */
-    ngx_http_momo_set_variables(r, ctx);
-
-    if (ctx->wait.timer_set) {
-        ngx_del_timer(&ctx->wait);
-    }
-
-    if (ctx->detached) {
-        r->connection->read->handler = ctx->client_read;
-    }
-
-    ngx_http_finalize_request(r, rc);
 }

@@ -21,7 +21,7 @@
 
 
 #define NGX_HTTP_MOMO_SHM_MAGIC    0x6f6d6f6d    /* "momo" */
-#define NGX_HTTP_MOMO_SHM_VERSION  1
+#define NGX_HTTP_MOMO_SHM_VERSION  2
 
 #define NGX_HTTP_MOMO_TOKENS       16    /* accounts (key) per zone */
 #define NGX_HTTP_MOMO_BACKOFF      1000  /* ms after a failed refresh */
@@ -42,6 +42,7 @@ typedef struct {
     ngx_uint_t                  gen;            /* bumped by each store */
 
     ngx_pid_t                   lease_pid;      /* 0: nobody refreshes */
+    ngx_uint_t                  lease_serial;   /* the holder's stamp */
     ngx_msec_t                  lease_until;
     ngx_msec_t                  next_try;       /* when backoff is set */
     ngx_uint_t                  backoff;
@@ -62,6 +63,9 @@ typedef struct {
     ngx_uint_t                  pay_owner;      /* the pay lease's holder */
     ngx_pid_t                   query_pid;      /* 0: no query lease */
     ngx_pid_t                   pay_pid;        /* 0: no payment in flight */
+    ngx_uint_t                  query_serial;
+    ngx_pid_t                   notify_pid;
+    ngx_uint_t                  notify_serial;
     unsigned                    queried:1;      /* last_query is set */
     unsigned                    notifying:1;    /* notify_until is set */
 
@@ -97,6 +101,10 @@ void *ngx_http_momo_shm_alloc(ngx_http_momo_shctx_t *sh,
     ngx_slab_pool_t *shpool, size_t size);
 ngx_uint_t ngx_http_momo_lease_live(ngx_pid_t pid, ngx_msec_t until,
     ngx_msec_t now);
+
+/* a lease stamped (pid, serial) is held by this worker's holder "serial" */
+#define ngx_http_momo_lease_owned(pid, stamp, serial)                        \
+    ((serial) != 0 && (pid) == ngx_pid && (stamp) == (serial))
 ngx_uint_t ngx_http_momo_record_expire(ngx_http_momo_shctx_t *sh,
     ngx_slab_pool_t *shpool);
 void ngx_http_momo_rbtree_insert_value(ngx_rbtree_node_t *temp,

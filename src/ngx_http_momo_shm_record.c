@@ -15,6 +15,8 @@
 #include "ngx_http_momo_shm.h"
 
 
+static ngx_http_momo_node_t *ngx_http_momo_record_lock(ngx_shm_zone_t *zone,
+    u_char *ref, ngx_http_momo_shctx_t **shp, ngx_slab_pool_t **shpool);
 static ngx_http_momo_node_t *ngx_http_momo_record_lookup(
     ngx_http_momo_shctx_t *sh, u_char *ref, uint32_t hash);
 static ngx_http_momo_node_t *ngx_http_momo_record_create(
@@ -70,9 +72,14 @@ ngx_http_momo_record_get(ngx_shm_zone_t *zone, u_char *ref,
 }
 
 
+/*
+ * query_lease: the serial of the status-query lease the caller holds for
+ * this record, which MTN's answer ends (0: none).
+ */
+
 ngx_int_t
 ngx_http_momo_record_update(ngx_shm_zone_t *zone,
-    ngx_http_momo_record_t *rec, ngx_uint_t release_query)
+    ngx_http_momo_record_t *rec, ngx_uint_t query_lease)
 {
     uint32_t                hash;
     ngx_slab_pool_t        *shpool;
@@ -104,8 +111,13 @@ ngx_http_momo_record_update(ngx_shm_zone_t *zone,
 
     ngx_http_momo_record_merge(&mn->rec, rec);
 
-    if (release_query) {
-        mn->query_pid = 0;
+    if (query_lease) {
+        if (ngx_http_momo_lease_owned(mn->query_pid, mn->query_serial,
+                                      query_lease))
+        {
+            mn->query_pid = 0;
+        }
+
         mn->last_query = ngx_current_msec;
         mn->queried = 1;
     }
@@ -259,7 +271,8 @@ ngx_http_momo_record_release(ngx_shm_zone_t *zone, u_char *ref,
 
 ngx_int_t
 ngx_http_momo_record_query(ngx_shm_zone_t *zone, u_char *ref,
-    ngx_msec_t lease, ngx_msec_t interval, ngx_http_momo_record_t *rec)
+    ngx_msec_t lease, ngx_uint_t serial, ngx_msec_t interval,
+    ngx_http_momo_record_t *rec)
 {
     uint32_t                   hash;
     ngx_msec_t                 now;
@@ -317,6 +330,7 @@ ngx_http_momo_record_query(ngx_shm_zone_t *zone, u_char *ref,
 lease:
 
     mn->query_pid = ngx_pid;
+    mn->query_serial = serial;
     mn->query_until = now + lease;
 
     *rec = mn->rec;
@@ -337,9 +351,35 @@ failed:
 }
 
 
+/* a status query that ended without MTN's answer: the next one asks */
+
+void
+ngx_http_momo_record_unquery(ngx_shm_zone_t *zone, u_char *ref,
+    ngx_uint_t serial)
+{
+    ngx_slab_pool_t        *shpool;
+    ngx_http_momo_node_t   *mn;
+    ngx_http_momo_shctx_t  *sh;
+
+    mn = ngx_http_momo_record_lock(zone, ref, &sh, &shpool);
+
+    if (sh == NULL) {
+        return;
+    }
+
+    if (mn != NULL
+        && ngx_http_momo_lease_owned(mn->query_pid, mn->query_serial, serial))
+    {
+        mn->query_pid = 0;
+    }
+
+    ngx_shmtx_unlock(&shpool->mutex);
+}
+
+
 ngx_int_t
 ngx_http_momo_record_notify(ngx_shm_zone_t *zone, u_char *ref,
-    ngx_msec_t lease)
+    ngx_msec_t lease, ngx_uint_t serial)
 {
     uint32_t                hash;
     ngx_int_t               rc;
@@ -371,6 +411,8 @@ ngx_http_momo_record_notify(ngx_shm_zone_t *zone, u_char *ref,
 
         mn->rec.notified = 1;
         mn->notifying = 1;
+        mn->notify_pid = ngx_pid;
+        mn->notify_serial = serial;
         mn->notify_until = now + lease;
         rc = NGX_OK;
     }
@@ -381,29 +423,40 @@ ngx_http_momo_record_notify(ngx_shm_zone_t *zone, u_char *ref,
 }
 
 
+/*
+ * A delivery the application took is done, whoever holds the lease now;
+ * a failed or unknown one is only its own lease's to give back.
+ */
+
 void
 ngx_http_momo_record_notified(ngx_shm_zone_t *zone, u_char *ref,
-    ngx_uint_t ok)
+    ngx_uint_t ok, ngx_uint_t serial)
 {
-    uint32_t                hash;
+    ngx_uint_t              owned;
     ngx_slab_pool_t        *shpool;
     ngx_http_momo_node_t   *mn;
     ngx_http_momo_shctx_t  *sh;
 
-    sh = ngx_http_momo_shm_ctx(zone, &shpool);
+    mn = ngx_http_momo_record_lock(zone, ref, &sh, &shpool);
+
     if (sh == NULL) {
         return;
     }
 
-    hash = ngx_crc32_short(ref, NGX_HTTP_MOMO_UUID_LEN);
+    owned = (mn != NULL && mn->notifying
+             && ngx_http_momo_lease_owned(mn->notify_pid, mn->notify_serial,
+                                          serial));
 
-    ngx_shmtx_lock(&shpool->mutex);
+    if (mn != NULL && ok) {
+        mn->rec.notified = 2;
+    }
 
-    mn = ngx_http_momo_record_lookup(sh, ref, hash);
-
-    if (mn != NULL) {
-        mn->rec.notified = ok ? 2 : 0;
+    if (owned) {
         mn->notifying = 0;
+
+        if (!ok) {
+            mn->rec.notified = 0;
+        }
     }
 
     ngx_shmtx_unlock(&shpool->mutex);
@@ -414,6 +467,29 @@ ngx_http_momo_record_notified(ngx_shm_zone_t *zone, u_char *ref,
     } else {
         (void) ngx_atomic_fetch_add(&sh->counters.notify_failed, 1);
     }
+}
+
+
+/* the zone locked and the record of ref in it, if any; *shp NULL: none */
+
+static ngx_http_momo_node_t *
+ngx_http_momo_record_lock(ngx_shm_zone_t *zone, u_char *ref,
+    ngx_http_momo_shctx_t **shp, ngx_slab_pool_t **shpool)
+{
+    ngx_http_momo_shctx_t  *sh;
+
+    sh = ngx_http_momo_shm_ctx(zone, shpool);
+    *shp = sh;
+
+    if (sh == NULL) {
+        return NULL;
+    }
+
+    ngx_shmtx_lock(&(*shpool)->mutex);
+
+    return ngx_http_momo_record_lookup(sh, ref,
+                                       ngx_crc32_short(ref,
+                                                       NGX_HTTP_MOMO_UUID_LEN));
 }
 
 

@@ -22,7 +22,8 @@ static ngx_http_momo_token_t *ngx_http_momo_token_get(
 
 ngx_int_t
 ngx_http_momo_token_acquire(ngx_shm_zone_t *zone, ngx_str_t *key,
-    ngx_msec_t lease, ngx_pool_t *pool, ngx_str_t *token, ngx_uint_t *gen)
+    ngx_msec_t lease, ngx_uint_t serial, ngx_pool_t *pool, ngx_str_t *token,
+    ngx_uint_t *gen)
 {
     char                        *err;
     u_char                       buf[NGX_HTTP_MOMO_TOKEN_MAX];
@@ -74,6 +75,7 @@ ngx_http_momo_token_acquire(ngx_shm_zone_t *zone, ngx_str_t *key,
     } else if (lease_free && !backoff) {
         /* the caller refreshes; a crashed caller's lease just runs out */
         t->lease_pid = ngx_pid;
+        t->lease_serial = serial;
         t->lease_until = msec + lease;
         rc = NGX_DECLINED;
 
@@ -102,7 +104,7 @@ ngx_http_momo_token_acquire(ngx_shm_zone_t *zone, ngx_str_t *key,
     if (token->data == NULL) {
 
         if (rc == NGX_DECLINED) {
-            ngx_http_momo_token_release(zone, key);
+            ngx_http_momo_token_release(zone, key, serial);
         }
 
         return NGX_ERROR;
@@ -193,8 +195,11 @@ ngx_http_momo_token_store(ngx_shm_zone_t *zone, ngx_str_t *key,
 }
 
 
+/* a refresh that failed, or whose request died: only its holder's */
+
 void
-ngx_http_momo_token_release(ngx_shm_zone_t *zone, ngx_str_t *key)
+ngx_http_momo_token_release(ngx_shm_zone_t *zone, ngx_str_t *key,
+    ngx_uint_t serial)
 {
     ngx_slab_pool_t        *shpool;
     ngx_http_momo_token_t  *t;
@@ -209,7 +214,9 @@ ngx_http_momo_token_release(ngx_shm_zone_t *zone, ngx_str_t *key)
 
     t = ngx_http_momo_token_get(sh, shpool, key, 0, NULL);
 
-    if (t != NULL) {
+    if (t != NULL
+        && ngx_http_momo_lease_owned(t->lease_pid, t->lease_serial, serial))
+    {
         t->lease_pid = 0;
         t->next_try = ngx_current_msec + NGX_HTTP_MOMO_BACKOFF;
         t->backoff = 1;

@@ -19,6 +19,8 @@
 #define NGX_HTTP_MOMO_QUERY_WAIT      5000
 
 
+static ngx_int_t ngx_http_momo_status_begin(ngx_http_request_t *r,
+    ngx_http_momo_ctx_t *ctx);
 static ngx_int_t ngx_http_momo_status_answer(ngx_http_request_t *r,
     ngx_http_momo_ctx_t *ctx);
 static ngx_int_t ngx_http_momo_status_finish(ngx_http_request_t *r,
@@ -29,6 +31,7 @@ static ngx_int_t ngx_http_momo_query_send(ngx_http_request_t *r,
     ngx_http_momo_ctx_t *ctx);
 static ngx_int_t ngx_http_momo_query_done(ngx_http_request_t *r,
     ngx_http_momo_ctx_t *ctx);
+static ngx_int_t ngx_http_momo_query_record(ngx_http_momo_ctx_t *ctx);
 static ngx_int_t ngx_http_momo_query_failed(ngx_http_request_t *r,
     ngx_http_momo_ctx_t *ctx, ngx_http_momo_mtn_body_t *b);
 
@@ -95,16 +98,14 @@ ngx_http_momo_status_handler(ngx_http_request_t *r)
     ngx_strlow(p, ctx->reference_id.data, NGX_HTTP_MOMO_UUID_LEN);
     ctx->reference_id.data = p;
 
-    r->main->count++;
-    r->write_event_handler = ngx_http_momo_resume;
+    return ngx_http_momo_start(r, ctx, ngx_http_momo_status_begin);
+}
 
-    rc = ngx_http_momo_query(r, ctx, ngx_http_momo_status_answer);
 
-    if (rc != NGX_AGAIN) {
-        ngx_http_momo_done(r, ctx, rc);
-    }
-
-    return NGX_DONE;
+static ngx_int_t
+ngx_http_momo_status_begin(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
+{
+    return ngx_http_momo_query(r, ctx, ngx_http_momo_status_answer);
 }
 
 
@@ -144,7 +145,9 @@ ngx_http_momo_status_finish(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
 /*
  * The status of ctx->reference_id into ctx->rec: from the zone when it is
  * final or fresh, else from MTN under the record's query lease.  Calls
- * next with ctx->rec set, or answers an error itself.
+ * next with ctx->rec set, or answers an error itself.  The lease is the
+ * request's (ctx->query_lease) until MTN's answer is recorded; if the
+ * request ends first, ngx_http_momo_release() gives it back.
  */
 
 ngx_int_t
@@ -162,12 +165,14 @@ static ngx_int_t
 ngx_http_momo_query_step(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
 {
     ngx_int_t                   rc;
+    ngx_uint_t                  serial;
     ngx_http_momo_main_conf_t  *mmcf;
 
     mmcf = ngx_http_get_module_main_conf(r, ngx_http_momo_module);
+    serial = ngx_http_momo_lease_serial();
 
     rc = ngx_http_momo_record_query(mmcf->shm_zone, ctx->reference_id.data,
-                                    NGX_HTTP_MOMO_QUERY_LEASE,
+                                    NGX_HTTP_MOMO_QUERY_LEASE, serial,
                                     ctx->query_interval, &ctx->rec);
 
     switch (rc) {
@@ -176,6 +181,7 @@ ngx_http_momo_query_step(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
         return ctx->after_query(r, ctx);
 
     case NGX_OK:
+        ctx->query_lease = serial;
         return ngx_http_momo_with_token(r, ctx, ngx_http_momo_query_send);
 
     case NGX_BUSY:
@@ -236,13 +242,11 @@ ngx_http_momo_status_call(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx,
 static ngx_int_t
 ngx_http_momo_query_done(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
 {
-    ngx_http_momo_call_t       *call;
-    ngx_http_momo_mtn_body_t    b;
-    ngx_http_momo_main_conf_t  *mmcf;
+    ngx_http_momo_call_t      *call;
+    ngx_http_momo_mtn_body_t   b;
 
     call = ctx->call;
     ctx->upstream_status = call->status;
-    mmcf = ngx_http_get_module_main_conf(r, ngx_http_momo_module);
 
     if (ngx_http_momo_json_mtn(r->pool, call->response.data,
                                call->response.len, &b)
@@ -255,9 +259,7 @@ ngx_http_momo_query_done(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
         ngx_http_momo_record_from_mtn(&ctx->rec, &b);
         ctx->rec.accepted = 1;
 
-        if (ngx_http_momo_record_update(mmcf->shm_zone, &ctx->rec, 1)
-            != NGX_OK)
-        {
+        if (ngx_http_momo_query_record(ctx) != NGX_OK) {
             return NGX_ERROR;
         }
 
@@ -271,22 +273,42 @@ ngx_http_momo_query_done(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
             ctx->rec.state = NGX_HTTP_MOMO_ST_NOT_FOUND;
         }
 
-        if (ngx_http_momo_record_update(mmcf->shm_zone, &ctx->rec, 1)
-            != NGX_OK)
-        {
+        if (ngx_http_momo_query_record(ctx) != NGX_OK) {
             return NGX_ERROR;
         }
 
         return ctx->after_query(r, ctx);
     }
 
-    (void) ngx_http_momo_record_update(mmcf->shm_zone, &ctx->rec, 1);
+    if (call->status == 0) {
+        /* no answer: the next poll asks MTN at once */
+        ngx_http_momo_record_unquery(ctx->zone, ctx->reference_id.data,
+                                     ctx->query_lease);
+        ctx->query_lease = 0;
+
+    } else {
+        (void) ngx_http_momo_query_record(ctx);
+    }
 
     if (call->status == NGX_HTTP_UNAUTHORIZED && b.status_code == -1) {
         return ngx_http_momo_token_rejected(r, ctx, ngx_http_momo_query_send);
     }
 
     return ngx_http_momo_query_failed(r, ctx, &b);
+}
+
+
+/* MTN's answer, or its absence, ends the query lease */
+
+static ngx_int_t
+ngx_http_momo_query_record(ngx_http_momo_ctx_t *ctx)
+{
+    ngx_uint_t  lease;
+
+    lease = ctx->query_lease;
+    ctx->query_lease = 0;
+
+    return ngx_http_momo_record_update(ctx->zone, &ctx->rec, lease);
 }
 
 

@@ -15,6 +15,8 @@
 
 #define NGX_HTTP_MOMO_TOKEN_LEASE   30000
 #define NGX_HTTP_MOMO_TOKEN_POLL    50
+#define NGX_HTTP_MOMO_TTL_MAX       86400
+#define NGX_HTTP_MOMO_TTL_DEFAULT   3600
 
 
 static ngx_int_t ngx_http_momo_token_step(ngx_http_request_t *r,
@@ -25,6 +27,9 @@ static ngx_int_t ngx_http_momo_token_done(ngx_http_request_t *r,
     ngx_http_momo_ctx_t *ctx);
 static ngx_int_t ngx_http_momo_token_failed(ngx_http_request_t *r,
     ngx_http_momo_ctx_t *ctx, ngx_http_momo_mtn_body_t *b);
+static ngx_int_t ngx_http_momo_token_usable(ngx_http_request_t *sr,
+    ngx_str_t *token);
+static time_t ngx_http_momo_token_ttl(ngx_int_t expires_in);
 
 
 static ngx_str_t  ngx_http_momo_token_path = ngx_string("/collection/token/");
@@ -45,15 +50,17 @@ static ngx_int_t
 ngx_http_momo_token_step(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
 {
     ngx_int_t                   rc;
+    ngx_uint_t                  serial;
     ngx_http_momo_error_t       err;
     ngx_http_momo_main_conf_t  *mmcf;
     ngx_http_momo_counters_t   *counters;
 
     mmcf = ngx_http_get_module_main_conf(r, ngx_http_momo_module);
+    serial = ngx_http_momo_lease_serial();
 
     rc = ngx_http_momo_token_acquire(mmcf->shm_zone, &ctx->mlcf->token_key,
-                                     NGX_HTTP_MOMO_TOKEN_LEASE, r->pool,
-                                     &ctx->token, &ctx->token_gen);
+                                     NGX_HTTP_MOMO_TOKEN_LEASE, serial,
+                                     r->pool, &ctx->token, &ctx->token_gen);
 
     switch (rc) {
 
@@ -68,6 +75,8 @@ ngx_http_momo_token_step(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
         return ctx->after_token(r, ctx);
 
     case NGX_DECLINED:
+        /* the refresh lease is the request's until the call settles it */
+        ctx->token_lease = serial;
         return ngx_http_momo_token_fetch(r, ctx);
 
     case NGX_BUSY:
@@ -117,6 +126,7 @@ ngx_http_momo_token_fetch(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
 
     call->method = NGX_HTTP_POST;
     call->authorization = ctx->mlcf->basic_auth;
+    call->lease = ctx->token_lease;
 
     if (ngx_http_momo_url(r->pool, ctx->mlcf, &ngx_http_momo_token_path,
                           NULL, &call->url)
@@ -133,6 +143,8 @@ ngx_http_momo_token_fetch(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
  * Called from the token call's post-subrequest handler: the token, or the
  * lease, is settled in the zone even when the client has gone and its
  * request will not resume; other workers must not wait for a lost lease.
+ * A token that could not go into a header as it is, or into the zone, is
+ * refused here for every request alike, never used by this one only.
  */
 
 void
@@ -153,16 +165,22 @@ ngx_http_momo_token_settle(ngx_http_request_t *sr, ngx_http_momo_call_t *call)
                                   call->response.len, b)
            == NGX_ERROR
         || call->status != NGX_HTTP_OK
-        || b->access_token.len == 0)
+        || b->access_token.len == 0
+        || ngx_http_momo_token_usable(sr, &b->access_token) != NGX_OK)
     {
+        if (b) {
+            b->access_token.len = 0;
+        }
+
         ngx_atomic_fetch_add(&counters->token_refresh_failed, 1);
-        ngx_http_momo_token_release(mmcf->shm_zone, &call->mlcf->token_key);
+        ngx_http_momo_token_release(mmcf->shm_zone, &call->mlcf->token_key,
+                                    call->lease);
         call->parsed = b;
         return;
     }
 
     call->parsed = b;
-    ttl = b->expires_in > 0 ? (time_t) b->expires_in : 3600;
+    ttl = ngx_http_momo_token_ttl(b->expires_in);
 
     if (ngx_http_momo_token_store(mmcf->shm_zone, &call->mlcf->token_key,
                                   &b->access_token, ttl, &call->token_gen)
@@ -171,10 +189,70 @@ ngx_http_momo_token_settle(ngx_http_request_t *sr, ngx_http_momo_call_t *call)
         ngx_log_error(NGX_LOG_ERR, sr->connection->log, 0,
                       "momo: MTN's access token (%uz bytes) does not fit "
                       "the shared zone", b->access_token.len);
-        ngx_http_momo_token_release(mmcf->shm_zone, &call->mlcf->token_key);
+        ngx_http_momo_token_release(mmcf->shm_zone, &call->mlcf->token_key,
+                                    call->lease);
+        b->access_token.len = 0;
+        ngx_atomic_fetch_add(&counters->token_refresh_failed, 1);
+        return;
     }
 
     ngx_atomic_fetch_add(&counters->token_refresh_ok, 1);
+}
+
+
+/*
+ * The token goes into "Authorization: Bearer ..." as it is: any byte a
+ * header value cannot carry (CR, LF, controls, non-ASCII) would forge
+ * headers, so the token is refused whole.  RFC 6750's b64token needs
+ * visible ASCII only.
+ */
+
+static ngx_int_t
+ngx_http_momo_token_usable(ngx_http_request_t *sr, ngx_str_t *token)
+{
+    u_char  *p, *last;
+
+    if (token->len > NGX_HTTP_MOMO_TOKEN_MAX) {
+        ngx_log_error(NGX_LOG_ERR, sr->connection->log, 0,
+                      "momo: MTN's access token of %uz bytes is refused: "
+                      "the gateway keeps tokens of at most %d bytes",
+                      token->len, NGX_HTTP_MOMO_TOKEN_MAX);
+        return NGX_DECLINED;
+    }
+
+    last = token->data + token->len;
+
+    for (p = token->data; p < last; p++) {
+        if (*p <= 0x20 || *p >= 0x7f) {
+            ngx_log_error(NGX_LOG_ERR, sr->connection->log, 0,
+                          "momo: MTN's access token is refused: byte %ui "
+                          "(0x%02xui) cannot be sent in a header",
+                          (ngx_uint_t) (p - token->data), (ngx_uint_t) *p);
+            return NGX_DECLINED;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * MTN says 3600.  None or a nonsense value is taken as 3600; more than a
+ * day is clamped to a day, so that the expiry never overflows time_t.
+ */
+
+static time_t
+ngx_http_momo_token_ttl(ngx_int_t expires_in)
+{
+    if (expires_in <= 0) {
+        return NGX_HTTP_MOMO_TTL_DEFAULT;
+    }
+
+    if (expires_in > NGX_HTTP_MOMO_TTL_MAX) {
+        return NGX_HTTP_MOMO_TTL_MAX;
+    }
+
+    return (time_t) expires_in;
 }
 
 

@@ -351,22 +351,3 @@ ngx_http_momo_leg_value(ngx_http_momo_call_t *call, ngx_uint_t id)
         return &call->mlcf->acc[NGX_HTTP_MOMO_ACC_SUBSCRIPTION_KEY];
     }
 }
-
-
-ngx_http_momo_ctx_t *
-ngx_http_momo_ctx_create(ngx_http_request_t *r)
-{
-    ngx_http_momo_ctx_t  *ctx;
-
-    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_momo_ctx_t));
-    if (ctx == NULL) {
-        return NULL;
-    }
-
-    ctx->mlcf = ngx_http_get_module_loc_conf(r, ngx_http_momo_module);
-    ctx->query_interval = 1000;
-
-    ngx_http_set_ctx(r, ctx, ngx_http_momo_module);
-
-    return ctx;
-}
