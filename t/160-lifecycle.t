@@ -13,8 +13,8 @@
 
 use t::MomoTest;
 use t::MomoHttp;
+use t::MomoFlow;
 use JSON::PP ();
-use MIME::Base64 ();
 
 plan 'no_plan';
 
@@ -78,24 +78,7 @@ sub streams_ok ($$) {
 # a pending payment made at MTN (the emulator) under $Ref, as if by
 # another gateway: nginx's zone knows nothing of it
 sub mtn_payment () {
-    local $t::MomoHttp::Port = $t::MomoTest::EmuPort;
-    my $basic = MIME::Base64::encode_base64(
-        "$t::MomoTest::ApiUser:$t::MomoTest::ApiKey", '');
-    my %h = ('Ocp-Apim-Subscription-Key' => $t::MomoTest::SubscriptionKey,
-             'X-Target-Environment' => 'sandbox');
-    my $r = t::MomoHttp::request('POST', '/collection/token/', '',
-                                 %h, Authorization => "Basic $basic");
-    my $token = JSON::PP::decode_json($r->{body})->{access_token};
-    my $body = JSON::PP::encode_json({
-        amount => '100', currency => 'EUR', externalId => 'order-1',
-        payer => { partyIdType => 'MSISDN', partyId => '46733123453' },
-        payerMessage => 'Booking 1', payeeNote => 'Booking 1' });
-    $r = t::MomoHttp::request('POST', '/collection/v1_0/requesttopay', $body,
-                              %h, Authorization => "Bearer $token",
-                              'X-Reference-Id' => $Ref,
-                              'Content-Type' => 'application/json');
-    die "the emulator did not take the payment: $r->{status}\n"
-        if $r->{status} != 202;
+    t::MomoFlow::mtn_pay(ref => $Ref, phone => '46733123453');
 }
 
 sub status_calls () {
@@ -205,3 +188,25 @@ t::MomoTest::emu_post('/_emu/faults', JSON::PP::encode_json(
  '^2$']
 --- error_log
 is larger than its subrequest_output_buffer_size (16384); it is treated as no answer
+
+
+
+=== TEST 7: HTTP/2 with the window at 0: a final status is answered, the application notified, then the body arrives and is logged
+--- config
+    listen 127.0.0.1:$TEST_NGINX_H2_PORT http2;
+    momo_notify /_app/notify;
+
+    location /api/payments/mtn-momo/status/ {
+        momo_status;
+    }
+--- init
+::mtn_payment();
+t::MomoTest::emu_post("/_emu/payments/$::Ref/status",
+                      '{"status": "SUCCESSFUL", "callback": false}');
+my $got = ::h2('--window 0 --hold 1',
+               ::q("GET /api/payments/mtn-momo/status/$::Ref"));
+::streams_ok($got, [[200, qr/"reference_id": "$::Ref", "status": "successful"/]]);
+Test::More::ok(::logged(qr{"GET /api/payments/mtn-momo/status/$::Ref HTTP/2.0" 200 }),
+               "the status query has its access-log line");
+Test::More::is(t::MomoTest::emu_get('/_emu/count?path=/_emu/sink/notify'), '1',
+               "the application was notified once");
