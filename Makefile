@@ -5,6 +5,7 @@
 #   make stop     stop what "make run" started
 #   make test     ... and run every test (last line: "N passed, N failed")
 #   make asan     the suite on nginx and the module built with AddressSanitizer
+#   make test-upstream  t/ under openresty's own Test::Nginx (../shared)
 #   make bench    the module against a bare proxy_pass, on a mock MTN
 #   make install  the module, its conf files and the CLI into the system
 
@@ -28,9 +29,13 @@ DEBS := nginx nginx-dev libyajl-dev libssl-dev libcurl4-openssl-dev \
 # make bench only: the load generator, and echo_sleep for the mock MTN
 BENCH_DEBS := wrk libnginx-mod-http-echo
 
+SHARED     ?= ../shared
+UP_DEBS    := iproute2 util-linux
+
 MODULE_SRCS := config $(wildcard src/*.c src/*.h)
 
-.PHONY: all deps build run stop test asan bench install clean
+.PHONY: all deps build run stop test asan bench install clean \
+        test-upstream
 
 all: build
 
@@ -106,6 +111,10 @@ test: build
 
 asan: build
 	scripts/asan
+
+test-upstream: build
+	$(call install-debs,$(UP_DEBS))
+	SHARED=$(SHARED) scripts/test-upstream $(FILES)
 
 bench: build
 	$(call install-debs,$(BENCH_DEBS))

@@ -145,7 +145,7 @@ hello momo
 static file
 --- config
     location /static/ {
-        root $TEST_NGINX_HTML_DIR;
+        root $TEST_NGINX_SERVER_ROOT/html;
     }
 --- request
 GET /static/hello.txt

@@ -10,6 +10,10 @@ use t::MomoFlow;
 
 plan 'no_plan';
 
+# TEST 6's 16 clients, 1000 callbacks and their notifies at once: more than
+# Test::Nginx's 64 connections a worker
+worker_connections(1024);
+
 our $Final = t::MomoFlow::fixed_ref(0x130);
 our $Pending = t::MomoFlow::fixed_ref(0x131);
 our $Old = t::MomoFlow::fixed_ref(0x132);

@@ -25,9 +25,17 @@ sub port () {
 sub start {
     my ($method, $uri, $body, %headers) = @_;
 
-    my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
-                                     PeerPort => port(), Timeout => 5)
-        or die "cannot connect to nginx on port " . port() . ": $!\n";
+    # nginx may not listen yet: under valgrind, upstream's Test::Nginx runs
+    # --- init right after starting it
+    my $sock;
+    my $deadline = time + 60;
+    until ($sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+                                         PeerPort => port(), Timeout => 5))
+    {
+        die "cannot connect to nginx on port " . port() . ": $!\n"
+            if !$!{ECONNREFUSED} || time > $deadline;
+        sleep 0.05;
+    }
 
     $body //= '';
 
@@ -128,7 +136,8 @@ sub worker_pids ($) {
         open my $cl, '<', "/proc/$p/cmdline" or next;
         my $cmd = <$cl> // '';
         close $cl;
-        push @pids, $p if $cmd =~ /worker process/;
+        # under valgrind every child keeps valgrind's command line
+        push @pids, $p if $cmd =~ /worker process|valgrind/;
     }
 
     closedir $dh;

@@ -10,7 +10,12 @@ package t::MomoTest;
 #     MTN timeouts are testable, included in every server using momo_*;
 #   - /emu/ (the emulator's control API, for counts in request arrays) and
 #     /_app/notify (the application, i.e. the emulator's sink);
-#   - no [alert], [crit] or [emerg] in any block's error log.
+#   - no [alert], [crit] or [emerg] in any block's error log;
+#   - before a block's logs are read (once, right after its last answer, as
+#     upstream's Test::Nginx does), a wait of at most 10 s until every line
+#     its error_log and access_log sections expect is there: lines written
+#     after the answer (a callback from the emulator, a notify) are awaited,
+#     not guessed with --- wait.
 
 use Test::Nginx::Socket -Base;
 use IO::Socket::INET;
@@ -67,8 +72,13 @@ master_on();
 workers(2);
 no_shuffle();
 
+my $LogWaitHooked;
+
 add_block_preprocessor(sub {
     my $block = shift;
+
+    # registered now, after the file's own checks: it runs last
+    add_response_body_check(\&wait_for_log_lines) if !$LogWaitHooked++;
 
     emu_post('/_emu/reset', '{}');
 
@@ -105,6 +115,42 @@ add_block_preprocessor(sub {
 
     $block->set_value('config', $config);
 });
+
+# a response body check without an assertion of its own
+sub wait_for_log_lines ($$$) {
+    my ($block, $body, $req_idx) = @_;
+    my $last = ref $block->request eq 'ARRAY' ? $#{ $block->request } : 0;
+
+    return if $req_idx != $last;
+
+    my @want;
+
+    for my $sec (['error_log', $Test::Nginx::Util::ErrLogFile],
+                 ['access_log', $Test::Nginx::Util::AccLogFile])
+    {
+        my $pats = $block->can($sec->[0]) ? $block->${\ $sec->[0]} : undef;
+        next if !defined $pats;
+        $pats = ref $pats eq 'ARRAY' ? $pats
+                : ref $pats ? [$pats] : [grep { length } split /\n+/, $pats];
+        push @want, map { [$sec->[1], $_] } @$pats;
+    }
+
+    return if !@want;
+
+    t::MomoHttp::wait_for(sub {
+        my %lines;
+        for my $w (@want) {
+            my ($file, $pat) = @$w;
+            $lines{$file} //= do {
+                open my $fh, '<', $file or return 0;
+                [<$fh>];
+            };
+            return 0 if !grep { ref $pat ? $_ =~ $pat : index($_, $pat) >= 0 }
+                              @{ $lines{$file} };
+        }
+        return 1;
+    }, $ENV{TEST_NGINX_USE_VALGRIND} ? 30 : 10);
+}
 
 sub write_locations () {
     my $src = "$Root/conf/momo_locations.conf";

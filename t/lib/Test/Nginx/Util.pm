@@ -50,14 +50,15 @@ our $ReusePort      = $ENV{TEST_NGINX_REUSE_PORT};
 our $WorkerUser     = $ENV{TEST_NGINX_WORKER_USER};
 our $TestNginxSleep = $ENV{TEST_NGINX_SLEEP} || 0.015;
 # how long error_log / access_log / grep_error_log checks keep re-reading the
-# log for lines that have not shown up yet (workers log asynchronously)
-our $LogWait        = $ENV{TEST_NGINX_LOG_WAIT} // 1;
+# log for lines that have not shown up yet; 0, like upstream, reads the logs
+# once after the response (a block waits for late lines with --- wait)
+our $LogWait        = $ENV{TEST_NGINX_LOG_WAIT} // 0;
 
 our $NginxBinary = $ENV{TEST_NGINX_BINARY}
     || (-x '/usr/sbin/nginx' ? '/usr/sbin/nginx' : 'nginx');
 
 our $Workers              = 1;
-our $WorkerConnections    = 1024;
+our $WorkerConnections    = 64;      # upstream's default
 our $LogLevel             = $ENV{TEST_NGINX_LOG_LEVEL} || 'debug';
 our $MasterProcessEnabled = $ENV{TEST_NGINX_MASTER_PROCESS} || 'off';
 our $DaemonEnabled        = 'on';
@@ -92,7 +93,8 @@ our $PidFile    = File::Spec->catfile($LogDir, 'nginx.pid');
 
 $ENV{TEST_NGINX_SERVER_ROOT} = $ServRoot;
 $ENV{TEST_NGINX_SERVROOT}  //= $ServRoot;
-$ENV{TEST_NGINX_HTML_DIR}  //= $HtmlDir;
+# like upstream, no TEST_NGINX_HTML_DIR: html_dir() or
+# $TEST_NGINX_SERVER_ROOT/html
 
 our @EnvToNginx;
 our @BlockPreprocessors;
@@ -107,12 +109,12 @@ our $ErrLogFilePos = 0;
 our $ChildPid;          # nginx run in the foreground (valgrind mode)
 our $TcpServerPid;
 our $ConfigVersion;
-our $HupProbePort;
 our $InSubprocess;
 our $MustDieStderr;     # set while checking a --- must_die block
 our $TotalConnectingTimeouts = 0;
 
 sub value_contains ($$);
+sub nginx_listens ($$);
 
 our @EXPORT = qw(
     run_tests run_test repeat_each no_shuffle master_on master_off
@@ -554,15 +556,11 @@ _EOC_
 
     my $hup_server = '';
     if ($UseHup) {
-        # upstream puts this on the test port; a port of its own with its own
-        # error_log keeps the reload probes out of the block's error.log
-        $HupProbePort //= gen_rand_port(1000, { $ServerPort => 1 });
+        # like upstream: on the test port, so the probes show in the logs
         $hup_server = <<_EOC_;
     server {
-        listen          $ServerAddr:$HupProbePort;
+        listen          $ServerPort$listen_opts;
         server_name     'Test-Nginx';
-        error_log       /dev/null crit;
-        access_log      off;
 
         location = /ver {
             return 200 '$ConfigVersion';
@@ -761,12 +759,8 @@ sub valgrind_command () {
     if ($UseValgrind !~ /^\d+$/) {
         @vg = ('valgrind', '-q', split(/\s+/, $UseValgrind));
     }
-    for my $supp ('valgrind.suppress', 't/valgrind.suppress') {
-        if (-f $supp) {
-            push @vg, "--suppressions=$supp";
-            last;
-        }
-    }
+    # like upstream: ./valgrind.suppress only
+    push @vg, '--suppressions=valgrind.suppress' if -f 'valgrind.suppress';
     if ($MasterProcessEnabled eq 'on') {
         push @vg, '--trace-children=yes';
     }
@@ -877,7 +871,15 @@ sub start_nginx ($$) {
         return 0;
     }
 
-    my ($ok, $err) = wait_for_nginx($name, $foreground ? 60 : 10);
+    # like upstream, under valgrind the block goes on (--- init runs)
+    # before nginx listens; requests wait for it (nginx_listens)
+    return $foreground ? 2 : nginx_listens($name, 10);
+}
+
+sub nginx_listens ($$) {
+    my ($name, $max) = @_;
+
+    my ($ok, $err) = wait_for_nginx($name, $max);
     if (!$ok) {
         Test::More::fail("$name - nginx failed to start: $err");
         my $se = read_file($StderrFile);
@@ -887,7 +889,7 @@ sub start_nginx ($$) {
         return 0;
     }
 
-    if ($foreground) {
+    if ($UseValgrind) {
         warn "$name\n";    # like upstream: name each block in valgrind output
     }
 
@@ -925,7 +927,7 @@ sub reload_nginx ($$$$) {
     my $nsucc = 0;
     my $deadline = time + 15;
     while (time < $deadline) {
-        my $raw = simple_http_get($HupProbePort, '/ver', 1);
+        my $raw = simple_http_get($ServerPort, '/ver', 1);
         my $ver = defined $raw && $raw =~ /\r\n\r\n(.*)\z/s ? $1 : undef;
         if (defined $ver && $ver eq $ConfigVersion) {
             return 1 if ++$nsucc >= 10;
@@ -1232,6 +1234,7 @@ sub run_test ($) {
     my ($tests_to_skip, $should_skip, $skip_reason, $should_todo, $todo_reason)
         = parse_skip_spec($block, $name);
 
+    my $started = 0;
     my $should_restart = 1;
     if (!defined $config) {
         if (!$NoNginxManager && !defined $PrevConfig) {
@@ -1268,9 +1271,7 @@ sub run_test ($) {
             }
 
             $ErrLogFilePos = 0;
-            if (!start_nginx($block, $name)) {
-                return;
-            }
+            $started = start_nginx($block, $name) or return;
         }
     }
 
@@ -1279,6 +1280,10 @@ sub run_test ($) {
         if ($@) {
             bail_out("$name - init failed: $@");
         }
+    }
+
+    if ($started == 2) {
+        nginx_listens($name, 60) or return;
     }
 
     my $i = 0;
