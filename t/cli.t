@@ -69,7 +69,7 @@ sub start_server {
     my $port;
     eval {
         local $SIG{ALRM} = sub { die "timeout\n" };
-        alarm 10;
+        alarm 60;        # python starts slowly on a loaded machine
         while (my $line = <$fh>) {
             if ($line =~ /listening on \S*?:?(\d+)\s*$/) {
                 $port = $1;
