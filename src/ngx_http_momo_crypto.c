@@ -25,10 +25,27 @@
 
 #define NGX_HTTP_MOMO_CB_LABEL      "callback:"
 
+#define NGX_HTTP_MOMO_HMAC_KEYS     8
+
+
+typedef struct {
+    ngx_str_t                   key;
+    EVP_MAC_CTX                *ctx;
+} ngx_http_momo_hmac_key_t;
+
 
 static ngx_int_t ngx_http_momo_hmac(ngx_str_t *key, u_char *d1, size_t l1,
     u_char *d2, size_t l2, u_char *md);
+static EVP_MAC_CTX *ngx_http_momo_hmac_ctx(ngx_str_t *key);
+static EVP_MAC_CTX *ngx_http_momo_hmac_new(ngx_http_momo_hmac_key_t *k,
+    ngx_str_t *key);
 static void ngx_http_momo_uuid_format(u_char *b, u_char *out);
+
+
+/* per process, and keyed by the secret's bytes: a reload changes nothing */
+static ngx_http_momo_hmac_key_t
+    ngx_http_momo_hmac_keys[NGX_HTTP_MOMO_HMAC_KEYS];
+static ngx_uint_t  ngx_http_momo_hmac_next;
 
 
 ngx_int_t
@@ -188,24 +205,100 @@ ngx_http_momo_uuid_format(u_char *b, u_char *out)
 }
 
 
+/*
+ * HMAC-SHA256.  Fetching the algorithm and keying a context cost more
+ * than the MAC itself, so each process keeps a keyed context per secret
+ * (a few: one momo_callback_secret per configuration level) and only
+ * resets it; a secret is told by its bytes, never by its address, which
+ * a reload may give to another one.
+ */
+
 static ngx_int_t
 ngx_http_momo_hmac(ngx_str_t *key, u_char *d1, size_t l1, u_char *d2,
     size_t l2, u_char *md)
 {
     size_t        len;
-    EVP_MAC      *mac;
-    ngx_int_t     rc;
-    OSSL_PARAM    params[2];
     EVP_MAC_CTX  *ctx;
 
-    mac = EVP_MAC_fetch(NULL, OSSL_MAC_NAME_HMAC, NULL);
-    if (mac == NULL) {
+    ctx = ngx_http_momo_hmac_ctx(key);
+    if (ctx == NULL) {
         return NGX_ERROR;
     }
 
-    rc = NGX_ERROR;
+    if ((l1 && EVP_MAC_update(ctx, d1, l1) != 1)
+        || (l2 && EVP_MAC_update(ctx, d2, l2) != 1)
+        || EVP_MAC_final(ctx, md, &len, NGX_HTTP_MOMO_SHA256_LEN) != 1
+        || len != NGX_HTTP_MOMO_SHA256_LEN)
+    {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/* a context keyed with key and ready for EVP_MAC_update() */
+
+static EVP_MAC_CTX *
+ngx_http_momo_hmac_ctx(ngx_str_t *key)
+{
+    ngx_uint_t                 i;
+    ngx_http_momo_hmac_key_t  *k;
+
+    for (i = 0; i < NGX_HTTP_MOMO_HMAC_KEYS; i++) {
+        k = &ngx_http_momo_hmac_keys[i];
+
+        if (k->ctx != NULL
+            && k->key.len == key->len
+            && CRYPTO_memcmp(k->key.data, key->data, key->len) == 0)
+        {
+            /* a NULL key: start again with the one the context has */
+
+            return EVP_MAC_init(k->ctx, NULL, 0, NULL) == 1 ? k->ctx : NULL;
+        }
+    }
+
+    /* a new secret takes the place of the oldest one */
+
+    k = &ngx_http_momo_hmac_keys[ngx_http_momo_hmac_next++
+                                 % NGX_HTTP_MOMO_HMAC_KEYS];
+
+    if (k->ctx != NULL) {
+        EVP_MAC_CTX_free(k->ctx);
+        ngx_explicit_memzero(k->key.data, k->key.len);
+        ngx_free(k->key.data);
+        k->ctx = NULL;
+    }
+
+    return ngx_http_momo_hmac_new(k, key);
+}
+
+
+static EVP_MAC_CTX *
+ngx_http_momo_hmac_new(ngx_http_momo_hmac_key_t *k, ngx_str_t *key)
+{
+    EVP_MAC      *mac;
+    OSSL_PARAM    params[2];
+    EVP_MAC_CTX  *ctx;
+
+    /* one more byte: the data of an empty key is never NULL */
+
+    k->key.data = ngx_alloc(key->len + 1, ngx_cycle->log);
+    if (k->key.data == NULL) {
+        return NULL;
+    }
+
+    ngx_memcpy(k->key.data, key->data, key->len);
+    k->key.len = key->len;
+
+    mac = EVP_MAC_fetch(NULL, OSSL_MAC_NAME_HMAC, NULL);
+    if (mac == NULL) {
+        goto failed;
+    }
 
     ctx = EVP_MAC_CTX_new(mac);
+    EVP_MAC_free(mac);
+
     if (ctx == NULL) {
         goto failed;
     }
@@ -214,35 +307,20 @@ ngx_http_momo_hmac(ngx_str_t *key, u_char *d1, size_t l1, u_char *d2,
                                                  (char *) "SHA256", 0);
     params[1] = OSSL_PARAM_construct_end();
 
-    /* a NULL key means "keep the previous one" to EVP_MAC_init() */
-
-    if (EVP_MAC_init(ctx, key->len ? key->data : (u_char *) "", key->len,
-                     params)
-        != 1)
-    {
+    if (EVP_MAC_init(ctx, k->key.data, k->key.len, params) != 1) {
+        EVP_MAC_CTX_free(ctx);
         goto failed;
     }
 
-    if (l1 && EVP_MAC_update(ctx, d1, l1) != 1) {
-        goto failed;
-    }
+    k->ctx = ctx;
 
-    if (l2 && EVP_MAC_update(ctx, d2, l2) != 1) {
-        goto failed;
-    }
-
-    if (EVP_MAC_final(ctx, md, &len, NGX_HTTP_MOMO_SHA256_LEN) != 1
-        || len != NGX_HTTP_MOMO_SHA256_LEN)
-    {
-        goto failed;
-    }
-
-    rc = NGX_OK;
+    return ctx;
 
 failed:
 
-    EVP_MAC_CTX_free(ctx);
-    EVP_MAC_free(mac);
+    ngx_explicit_memzero(k->key.data, k->key.len);
+    ngx_free(k->key.data);
+    k->key.len = 0;
 
-    return rc;
+    return NULL;
 }
