@@ -24,6 +24,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static ngx_log_t      ngx_fuzz_log;
 static ngx_cycle_t    ngx_fuzz_cycle;
 volatile ngx_cycle_t  *ngx_cycle = &ngx_fuzz_cycle;
+ngx_pid_t              ngx_pid;
 
 
 void

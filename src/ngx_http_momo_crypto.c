@@ -47,15 +47,35 @@ static ngx_http_momo_hmac_key_t
     ngx_http_momo_hmac_keys[NGX_HTTP_MOMO_HMAC_KEYS];
 static ngx_uint_t  ngx_http_momo_hmac_next;
 
+static u_char      ngx_http_momo_rand[16 * 64];
+static size_t      ngx_http_momo_rand_left;
+static ngx_pid_t   ngx_http_momo_rand_pid;
+
+
+/*
+ * OpenSSL's generator checks for a fork on every call, with a system
+ * call: the bytes of 64 ids are drawn at once.  A process forked with
+ * bytes left draws its own (ngx_pid is the child's own).
+ */
 
 ngx_int_t
 ngx_http_momo_uuid_random(u_char *out)
 {
-    u_char  b[16];
+    u_char  *b;
 
-    if (RAND_bytes(b, sizeof(b)) != 1) {
-        return NGX_ERROR;
+    if (ngx_http_momo_rand_left < 16 || ngx_http_momo_rand_pid != ngx_pid) {
+        if (RAND_bytes(ngx_http_momo_rand, sizeof(ngx_http_momo_rand)) != 1) {
+            ngx_http_momo_rand_left = 0;
+            return NGX_ERROR;
+        }
+
+        ngx_http_momo_rand_left = sizeof(ngx_http_momo_rand);
+        ngx_http_momo_rand_pid = ngx_pid;
     }
+
+    b = ngx_http_momo_rand + sizeof(ngx_http_momo_rand)
+        - ngx_http_momo_rand_left;
+    ngx_http_momo_rand_left -= 16;
 
     ngx_http_momo_uuid_format(b, out);
 
