@@ -60,6 +60,7 @@ ngx_http_momo_call_create(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx,
 
     call->leg = leg;
     call->mlcf = ctx->mlcf;
+    call->product = ctx->product;
     call->method = NGX_HTTP_GET;
 
     if (leg == NGX_HTTP_MOMO_LEG_NOTIFY) {

@@ -88,8 +88,8 @@ static ngx_int_t
 ngx_http_momo_callback_path(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
 {
     u_char     *p, *last, *token;
+    ngx_int_t   kind;
     ngx_str_t   ref;
-    u_char      expected[NGX_HTTP_MOMO_CB_TOKEN_LEN];
 
     last = r->uri.data + r->uri.len;
 
@@ -110,17 +110,15 @@ ngx_http_momo_callback_path(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
         return NGX_DECLINED;
     }
 
-    if (ngx_http_momo_callback_token(&ctx->mlcf->secret, &ref, expected)
-        != NGX_OK)
-    {
+    /* a payment's, or a refund's or payout's (ngx_http_momo_disb.c) */
+
+    kind = ngx_http_momo_callback_kind(ctx->mlcf, &ref, token);
+
+    if (kind < 0) {
         return NGX_DECLINED;
     }
 
-    if (ngx_http_momo_token_equal(expected, token, NGX_HTTP_MOMO_CB_TOKEN_LEN)
-        != NGX_OK)
-    {
-        return NGX_DECLINED;
-    }
+    ngx_http_momo_op_kind(ctx, kind);
 
     ctx->reference_id = ref;
 
@@ -198,6 +196,7 @@ ngx_http_momo_callback_start(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
 
     ngx_http_momo_record_from_mtn(&ctx->rec, &b);
     ctx->rec.accepted = 1;
+    ctx->rec.kind = (u_char) ctx->kind;
 
     if (ngx_http_momo_record_update(mmcf->shm_zone, &ctx->rec, 0) != NGX_OK) {
         return NGX_ERROR;

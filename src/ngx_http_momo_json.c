@@ -38,6 +38,7 @@ typedef enum {
     NGX_HTTP_MOMO_PF_PAYER_MESSAGE,
     NGX_HTTP_MOMO_PF_PAYEE_NOTE,
     NGX_HTTP_MOMO_PF_PHONE,
+    NGX_HTTP_MOMO_PF_REFERENCE_ID,
     NGX_HTTP_MOMO_PF_MAX
 } ngx_http_momo_pay_field_e;
 
@@ -79,7 +80,9 @@ typedef enum {
     NGX_HTTP_MOMO_MF_MESSAGE,
     NGX_HTTP_MOMO_MF_STATUS_CODE,
     NGX_HTTP_MOMO_MF_ACCESS_TOKEN,
-    NGX_HTTP_MOMO_MF_EXPIRES_IN
+    NGX_HTTP_MOMO_MF_EXPIRES_IN,
+    NGX_HTTP_MOMO_MF_BALANCE,
+    NGX_HTTP_MOMO_MF_RESULT
 } ngx_http_momo_mtn_field_e;
 
 
@@ -173,7 +176,12 @@ static ngx_http_momo_pay_field_t  ngx_http_momo_pay_fields[] = {
     { ngx_string("phone"),
       offsetof(ngx_http_momo_payment_t, phone),
       "INVALID_PHONE",
-      "phone must be a string" }
+      "phone must be a string" },
+
+    { ngx_string("reference_id"),
+      offsetof(ngx_http_momo_payment_t, reference_id),
+      "INVALID_REFERENCE_ID",
+      "reference_id must be a string" }
 };
 
 
@@ -184,6 +192,9 @@ static ngx_http_momo_mtn_key_t  ngx_http_momo_mtn_keys[] = {
     { ngx_string("externalId"), NGX_HTTP_MOMO_MF_EXTERNAL_ID },
     { ngx_string("financialTransactionId"), NGX_HTTP_MOMO_MF_FIN_ID },
     { ngx_string("payer"), NGX_HTTP_MOMO_MF_PAYER },
+    { ngx_string("payee"), NGX_HTTP_MOMO_MF_PAYER },    /* disbursements */
+    { ngx_string("availableBalance"), NGX_HTTP_MOMO_MF_BALANCE },
+    { ngx_string("result"), NGX_HTTP_MOMO_MF_RESULT },
     { ngx_string("reason"), NGX_HTTP_MOMO_MF_REASON },
     { ngx_string("code"), NGX_HTTP_MOMO_MF_CODE },
     { ngx_string("error"), NGX_HTTP_MOMO_MF_ERROR },
@@ -555,6 +566,7 @@ ngx_http_momo_mtn_reset(ngx_http_momo_mtn_body_t *b)
 
     b->status_code = -1;
     b->expires_in = -1;
+    b->result = -1;
 }
 
 
@@ -633,6 +645,10 @@ ngx_http_momo_mtn_value(ngx_http_momo_mtn_ctx_t *ctx, ngx_uint_t number,
         dst = &ctx->body->access_token;
         break;
 
+    case NGX_HTTP_MOMO_MF_BALANCE:
+        dst = &ctx->body->balance;
+        break;
+
     case NGX_HTTP_MOMO_MF_STATUS_CODE:
 
         if (number) {
@@ -674,6 +690,14 @@ ngx_http_momo_mtn_null(void *data)
 static int
 ngx_http_momo_mtn_boolean(void *data, int value)
 {
+    ngx_http_momo_mtn_ctx_t *ctx = data;
+
+    /* accountholder/.../active: {"result": true} */
+
+    if (ctx->depth == 1 && ctx->key1 == NGX_HTTP_MOMO_MF_RESULT) {
+        ctx->body->result = value ? 1 : 0;
+    }
+
     return ngx_http_momo_mtn_value(data, 0, NULL, 0);
 }
 

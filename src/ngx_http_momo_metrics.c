@@ -19,7 +19,7 @@
 
 #define NGX_HTTP_MOMO_METRICS_LINE  128
 #define NGX_HTTP_MOMO_METRICS_HEAD  256
-#define NGX_HTTP_MOMO_METRICS_FAMILIES  11
+#define NGX_HTTP_MOMO_METRICS_FAMILIES  13
 
 
 /* ngx_http_momo_shm.c; not in the shared header */
@@ -40,7 +40,8 @@ static ngx_int_t ngx_http_momo_metrics_send(ngx_http_request_t *r,
 
 
 static char  *ngx_http_momo_metrics_legs[] = {
-    "token", "requesttopay", "status", "notify"
+    "token", "requesttopay", "status", "disbursement",
+    "disbursement_status", "notify"
 };
 
 
@@ -180,7 +181,7 @@ ngx_http_momo_metrics_size(ngx_http_momo_counters_t *c)
 {
     ngx_uint_t  leg, status, lines;
 
-    lines = NGX_HTTP_MOMO_PAY_MAX       /* payments */
+    lines = 3 * NGX_HTTP_MOMO_PAY_MAX   /* payments, refunds, payouts */
             + 2 + 1 + 1 + 1             /* refreshes, hits, tokens, ttl */
             + NGX_HTTP_MOMO_CB_MAX      /* callbacks */
             + 2 + 1                     /* status cache, evictions */
@@ -216,6 +217,22 @@ ngx_http_momo_metrics_write(u_char *p, ngx_http_momo_counters_t *c,
     for (i = 0; i < NGX_HTTP_MOMO_PAY_MAX; i++) {
         p = ngx_sprintf(p, "momo_payments_total{result=\"%s\"} %uA\n",
                         ngx_http_momo_metrics_pay[i], c->payments[i]);
+    }
+
+    p = ngx_http_momo_metrics_family(p, "momo_refunds_total", "counter",
+                                     "Refund requests by result.");
+
+    for (i = 0; i < NGX_HTTP_MOMO_PAY_MAX; i++) {
+        p = ngx_sprintf(p, "momo_refunds_total{result=\"%s\"} %uA\n",
+                        ngx_http_momo_metrics_pay[i], c->refunds[i]);
+    }
+
+    p = ngx_http_momo_metrics_family(p, "momo_payouts_total", "counter",
+                                     "Payout requests by result.");
+
+    for (i = 0; i < NGX_HTTP_MOMO_PAY_MAX; i++) {
+        p = ngx_sprintf(p, "momo_payouts_total{result=\"%s\"} %uA\n",
+                        ngx_http_momo_metrics_pay[i], c->payouts[i]);
     }
 
     p = ngx_http_momo_metrics_calls(p, c);
@@ -301,7 +318,9 @@ ngx_http_momo_metrics_calls(u_char *p, ngx_http_momo_counters_t *c)
 
     p = ngx_http_momo_metrics_family(p, "momo_mtn_requests_total", "counter",
                                      "Calls by endpoint (MTN's token, "
-                                     "requesttopay and status; notify: the "
+                                     "requesttopay and status, "
+                                     "disbursement: refund and transfer, "
+                                     "disbursement_status; notify: the "
                                      "momo_notify location) and HTTP status "
                                      "(none: no answer).");
 

@@ -16,6 +16,10 @@
 #define NGX_HTTP_MOMO_H_STATUS    2
 #define NGX_HTTP_MOMO_H_CALLBACK  3
 #define NGX_HTTP_MOMO_H_METRICS   4
+#define NGX_HTTP_MOMO_H_REFUND    5
+#define NGX_HTTP_MOMO_H_PAYOUT    6
+#define NGX_HTTP_MOMO_H_OP_STATUS 7
+#define NGX_HTTP_MOMO_H_BALANCE   8
 
 #define NGX_HTTP_MOMO_SECRET_MIN  32
 
@@ -38,8 +42,6 @@ static ngx_int_t ngx_http_momo_preconfiguration(ngx_conf_t *cf);
 static ngx_int_t ngx_http_momo_postconfiguration(ngx_conf_t *cf);
 static void *ngx_http_momo_create_main_conf(ngx_conf_t *cf);
 static void *ngx_http_momo_create_srv_conf(ngx_conf_t *cf);
-static char *ngx_http_momo_merge_srv_conf(ngx_conf_t *cf, void *parent,
-    void *child);
 static void *ngx_http_momo_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_momo_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
@@ -58,7 +60,7 @@ static char *ngx_http_momo_leg(ngx_conf_t *cf, ngx_command_t *cmd,
 static char *ngx_http_momo_check_account(ngx_conf_t *cf,
     ngx_http_momo_loc_conf_t *conf);
 static char *ngx_http_momo_check_user(ngx_conf_t *cf,
-    ngx_http_momo_loc_conf_t *conf);
+    ngx_http_momo_loc_conf_t *conf, ngx_uint_t product);
 static char *ngx_http_momo_check_currency(ngx_conf_t *cf,
     ngx_http_momo_loc_conf_t *conf);
 static char *ngx_http_momo_check_url(ngx_conf_t *cf, char *name,
@@ -67,6 +69,10 @@ static char *ngx_http_momo_derive(ngx_conf_t *cf,
     ngx_http_momo_loc_conf_t *conf);
 static char *ngx_http_momo_check_secret(ngx_conf_t *cf,
     ngx_http_momo_loc_conf_t *conf);
+static char *ngx_http_momo_derive_product(ngx_conf_t *cf,
+    ngx_http_momo_loc_conf_t *conf, ngx_uint_t n);
+static ngx_int_t ngx_http_momo_check_legs(ngx_conf_t *cf,
+    ngx_http_momo_use_t *use);
 static ngx_int_t ngx_http_momo_check_routes(ngx_conf_t *cf,
     ngx_http_momo_main_conf_t *mmcf);
 static ngx_int_t ngx_http_momo_routable(ngx_conf_t *cf, ngx_str_t *base,
@@ -81,7 +87,10 @@ static ngx_str_t  ngx_http_momo_acc_directives[] = {
     ngx_string("momo_target_environment"),
     ngx_string("momo_base_url"),
     ngx_string("momo_callback_url"),
-    ngx_string("momo_callback_secret")
+    ngx_string("momo_callback_secret"),
+    ngx_string("momo_disbursement_api_user"),
+    ngx_string("momo_disbursement_api_key"),
+    ngx_string("momo_disbursement_subscription_key")
 };
 
 
@@ -92,14 +101,45 @@ static ngx_str_t  ngx_http_momo_env_keys[] = {
     ngx_string("MTN_MOMO_TARGET_ENVIRONMENT"),
     ngx_string("MTN_MOMO_BASE_URL"),
     ngx_string("MTN_MOMO_CALLBACK_URL"),
-    ngx_string("MTN_MOMO_CALLBACK_SECRET")
+    ngx_string("MTN_MOMO_CALLBACK_SECRET"),
+    ngx_string("MTN_MOMO_DISBURSEMENT_API_USER_ID"),
+    ngx_string("MTN_MOMO_DISBURSEMENT_API_KEY"),
+    ngx_string("MTN_MOMO_DISBURSEMENT_SUBSCRIPTION_KEY")
 };
 
 
 static ngx_str_t  ngx_http_momo_leg_names[] = {
     ngx_string("token"),
     ngx_string("requesttopay"),
-    ngx_string("status")
+    ngx_string("status"),
+    ngx_string("disbursement"),
+    ngx_string("disbursement_status")
+};
+
+
+/* the legs a handler of each product calls */
+
+static ngx_uint_t  ngx_http_momo_product_legs[] = {
+    (1 << NGX_HTTP_MOMO_LEG_TOKEN) | (1 << NGX_HTTP_MOMO_LEG_REQUESTTOPAY)
+    | (1 << NGX_HTTP_MOMO_LEG_STATUS),
+    (1 << NGX_HTTP_MOMO_LEG_TOKEN) | (1 << NGX_HTTP_MOMO_LEG_DISBURSEMENT)
+    | (1 << NGX_HTTP_MOMO_LEG_DISBURSEMENT_STATUS)
+};
+
+
+static ngx_str_t  ngx_http_momo_product_names[] = {
+    ngx_string("collection"),
+    ngx_string("disbursement")
+};
+
+
+/* the credentials of each product: API user, API key, subscription key */
+
+static ngx_uint_t  ngx_http_momo_product_acc[][3] = {
+    { NGX_HTTP_MOMO_ACC_API_USER, NGX_HTTP_MOMO_ACC_API_KEY,
+      NGX_HTTP_MOMO_ACC_SUBSCRIPTION_KEY },
+    { NGX_HTTP_MOMO_ACC_DISB_API_USER, NGX_HTTP_MOMO_ACC_DISB_API_KEY,
+      NGX_HTTP_MOMO_ACC_DISB_SUBSCRIPTION_KEY }
 };
 
 
@@ -189,6 +229,34 @@ static ngx_command_t  ngx_http_momo_commands[] = {
       ngx_http_momo_acc_slot(NGX_HTTP_MOMO_ACC_CALLBACK_URL),
       NULL },
 
+    { ngx_string("momo_disbursement_api_user"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      ngx_http_momo_acc_slot(NGX_HTTP_MOMO_ACC_DISB_API_USER),
+      NULL },
+
+    { ngx_string("momo_disbursement_api_key"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      ngx_http_momo_acc_slot(NGX_HTTP_MOMO_ACC_DISB_API_KEY),
+      NULL },
+
+    { ngx_string("momo_disbursement_subscription_key"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      ngx_http_momo_acc_slot(NGX_HTTP_MOMO_ACC_DISB_SUBSCRIPTION_KEY),
+      NULL },
+
+    { ngx_string("momo_check_payer"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_momo_loc_conf_t, check_payer),
+      NULL },
+
     { ngx_string("momo_currency"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_str_slot,
@@ -252,6 +320,41 @@ static ngx_command_t  ngx_http_momo_commands[] = {
       NGX_HTTP_MOMO_H_METRICS,
       NULL },
 
+    { ngx_string("momo_refund"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_momo_handler_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      NGX_HTTP_MOMO_H_REFUND,
+      NULL },
+
+    { ngx_string("momo_payout"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_momo_handler_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      NGX_HTTP_MOMO_H_PAYOUT,
+      NULL },
+
+    { ngx_string("momo_refund_status"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_momo_handler_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      NGX_HTTP_MOMO_H_OP_STATUS,
+      NULL },
+
+    { ngx_string("momo_payout_status"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_momo_handler_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      NGX_HTTP_MOMO_H_OP_STATUS,
+      NULL },
+
+    { ngx_string("momo_balance"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_momo_handler_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      NGX_HTTP_MOMO_H_BALANCE,
+      NULL },
+
     { ngx_string("momo_leg"),
       NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_http_momo_leg,
@@ -271,7 +374,7 @@ static ngx_http_module_t  ngx_http_momo_module_ctx = {
     NULL,                                  /* init main configuration */
 
     ngx_http_momo_create_srv_conf,         /* create server configuration */
-    ngx_http_momo_merge_srv_conf,          /* merge server configuration */
+    NULL,                                  /* merge server configuration */
 
     ngx_http_momo_create_loc_conf,         /* create location configuration */
     ngx_http_momo_merge_loc_conf           /* merge location configuration */
@@ -421,36 +524,6 @@ ngx_http_momo_create_srv_conf(ngx_conf_t *cf)
 }
 
 
-static char *
-ngx_http_momo_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
-{
-    ngx_http_momo_srv_conf_t *conf = child;
-
-    ngx_uint_t  i;
-
-    if (!conf->handlers) {
-        return NGX_CONF_OK;
-    }
-
-    for (i = 0; i < NGX_HTTP_MOMO_LEG_MAX; i++) {
-        if (conf->legs[i].len) {
-            continue;
-        }
-
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "a momo handler is used in a server that has no "
-                           "internal location with \"momo_leg %V\": add "
-                           "\"include /etc/nginx/momo/momo_locations.conf;\" "
-                           "(or the file shipped in conf/) inside that "
-                           "server block",
-                           &ngx_http_momo_leg_names[i]);
-        return NGX_CONF_ERROR;
-    }
-
-    return NGX_CONF_OK;
-}
-
-
 static void *
 ngx_http_momo_create_loc_conf(ngx_conf_t *cf)
 {
@@ -475,6 +548,7 @@ ngx_http_momo_create_loc_conf(ngx_conf_t *cf)
      */
 
     conf->callback_verify = NGX_CONF_UNSET;
+    conf->check_payer = NGX_CONF_UNSET;
     conf->token_wait = NGX_CONF_UNSET_MSEC;
 
     return conf;
@@ -513,9 +587,18 @@ ngx_http_momo_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_value(conf->callback_verify, prev->callback_verify, 1);
     ngx_conf_merge_str_value(conf->notify, prev->notify, "");
     ngx_conf_merge_msec_value(conf->token_wait, prev->token_wait, 5000);
+    ngx_conf_merge_value(conf->check_payer, prev->check_payer, 0);
 
     if (conf->handler == 0 || conf->handler == NGX_HTTP_MOMO_H_METRICS) {
         return NGX_CONF_OK;
+    }
+
+    /* a callback location verifies refunds and payouts when it can */
+
+    if (conf->handler == NGX_HTTP_MOMO_H_CALLBACK
+        && conf->acc[NGX_HTTP_MOMO_ACC_DISB_API_USER].len)
+    {
+        conf->handler_products |= 1 << NGX_HTTP_MOMO_DISBURSEMENT;
     }
 
     if (ngx_http_momo_check_account(cf, conf) != NGX_CONF_OK
@@ -541,27 +624,30 @@ ngx_http_momo_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 static char *
 ngx_http_momo_check_account(ngx_conf_t *cf, ngx_http_momo_loc_conf_t *conf)
 {
-    ngx_uint_t   i;
+    ngx_uint_t   i, n, acc;
     ngx_str_t   *v, *env;
 
-    static ngx_uint_t  required[] = {
-        NGX_HTTP_MOMO_ACC_API_USER,
-        NGX_HTTP_MOMO_ACC_API_KEY,
-        NGX_HTTP_MOMO_ACC_SUBSCRIPTION_KEY
-    };
+    for (n = 0; n < NGX_HTTP_MOMO_PRODUCTS; n++) {
 
-    for (i = 0; i < sizeof(required) / sizeof(required[0]); i++) {
-        if (conf->acc[required[i]].len) {
+        if (!(conf->handler_products & (1 << n))) {
             continue;
         }
 
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "the momo handler at %s:%ui needs \"%V\" "
-                           "(or %V in a momo_env_file)",
-                           conf->handler_file, conf->handler_line,
-                           &ngx_http_momo_acc_directives[required[i]],
-                           &ngx_http_momo_env_keys[required[i]]);
-        return NGX_CONF_ERROR;
+        for (i = 0; i < 3; i++) {
+            acc = ngx_http_momo_product_acc[n][i];
+
+            if (conf->acc[acc].len) {
+                continue;
+            }
+
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "the momo handler at %s:%ui needs \"%V\" "
+                               "(or %V in a momo_env_file)",
+                               conf->handler_file, conf->handler_line,
+                               &ngx_http_momo_acc_directives[acc],
+                               &ngx_http_momo_env_keys[acc]);
+            return NGX_CONF_ERROR;
+        }
     }
 
     env = &conf->acc[NGX_HTTP_MOMO_ACC_TARGET_ENVIRONMENT];
@@ -592,8 +678,12 @@ ngx_http_momo_check_account(ngx_conf_t *cf, ngx_http_momo_loc_conf_t *conf)
         return NGX_CONF_ERROR;
     }
 
-    if (ngx_http_momo_check_user(cf, conf) != NGX_CONF_OK) {
-        return NGX_CONF_ERROR;
+    for (n = 0; n < NGX_HTTP_MOMO_PRODUCTS; n++) {
+        if ((conf->handler_products & (1 << n))
+            && ngx_http_momo_check_user(cf, conf, n) != NGX_CONF_OK)
+        {
+            return NGX_CONF_ERROR;
+        }
     }
 
     v = &conf->acc[NGX_HTTP_MOMO_ACC_CALLBACK_URL];
@@ -614,12 +704,14 @@ ngx_http_momo_check_account(ngx_conf_t *cf, ngx_http_momo_loc_conf_t *conf)
  */
 
 static char *
-ngx_http_momo_check_user(ngx_conf_t *cf, ngx_http_momo_loc_conf_t *conf)
+ngx_http_momo_check_user(ngx_conf_t *cf, ngx_http_momo_loc_conf_t *conf,
+    ngx_uint_t product)
 {
     u_char     *p;
-    ngx_str_t  *user, *base;
+    ngx_str_t  *user, *base, *name;
 
-    user = &conf->acc[NGX_HTTP_MOMO_ACC_API_USER];
+    name = &ngx_http_momo_acc_directives[ngx_http_momo_product_acc[product][0]];
+    user = &conf->acc[ngx_http_momo_product_acc[product][0]];
     base = &conf->acc[NGX_HTTP_MOMO_ACC_BASE_URL];
 
     if (ngx_http_momo_is_uuid(user) == NGX_OK) {
@@ -642,9 +734,9 @@ ngx_http_momo_check_user(ngx_conf_t *cf, ngx_http_momo_loc_conf_t *conf)
 invalid:
 
     ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                       "momo_api_user \"%V\" is not a UUID: use the API "
+                       "%V \"%V\" is not a UUID: use the API "
                        "user id MTN gave (e.g. from \"momo provision\")",
-                       user);
+                       name, user);
     return NGX_CONF_ERROR;
 }
 
@@ -734,39 +826,15 @@ invalid:
 static char *
 ngx_http_momo_derive(ngx_conf_t *cf, ngx_http_momo_loc_conf_t *conf)
 {
-    u_char     *p;
-    ngx_str_t  *user, *key, *base, *env;
+    ngx_uint_t  n;
 
-    user = &conf->acc[NGX_HTTP_MOMO_ACC_API_USER];
-    key = &conf->acc[NGX_HTTP_MOMO_ACC_API_KEY];
-    base = &conf->acc[NGX_HTTP_MOMO_ACC_BASE_URL];
-    env = &conf->acc[NGX_HTTP_MOMO_ACC_TARGET_ENVIRONMENT];
-
-    if (ngx_http_momo_basic_auth(cf->pool, user, key, &conf->basic_auth)
-        != NGX_OK)
-    {
-        return NGX_CONF_ERROR;
+    for (n = 0; n < NGX_HTTP_MOMO_PRODUCTS; n++) {
+        if ((conf->handler_products & (1 << n))
+            && ngx_http_momo_derive_product(cf, conf, n) != NGX_CONF_OK)
+        {
+            return NGX_CONF_ERROR;
+        }
     }
-
-    conf->token_key.len = base->len + user->len + env->len + 2;
-
-    if (conf->token_key.len > NGX_HTTP_MOMO_KEY_MAX) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "momo_base_url \"%V\" is too long", base);
-        return NGX_CONF_ERROR;
-    }
-
-    p = ngx_pnalloc(cf->pool, conf->token_key.len);
-    if (p == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    conf->token_key.data = p;
-    p = ngx_cpymem(p, base->data, base->len);
-    *p++ = '|';
-    p = ngx_cpymem(p, user->data, user->len);
-    *p++ = '|';
-    ngx_memcpy(p, env->data, env->len);
 
     conf->secret = conf->acc[NGX_HTTP_MOMO_ACC_CALLBACK_SECRET];
 
@@ -790,7 +858,9 @@ ngx_http_momo_check_secret(ngx_conf_t *cf, ngx_http_momo_loc_conf_t *conf)
     secret = &conf->acc[NGX_HTTP_MOMO_ACC_CALLBACK_SECRET];
 
     if (conf->handler != NGX_HTTP_MOMO_H_PAY
-        && conf->handler != NGX_HTTP_MOMO_H_CALLBACK)
+        && conf->handler != NGX_HTTP_MOMO_H_CALLBACK
+        && conf->handler != NGX_HTTP_MOMO_H_REFUND
+        && conf->handler != NGX_HTTP_MOMO_H_PAYOUT)
     {
         return NGX_CONF_OK;
     }
@@ -821,6 +891,63 @@ ngx_http_momo_check_secret(ngx_conf_t *cf, ngx_http_momo_loc_conf_t *conf)
 
 
 /*
+ * A product's Basic credentials and the key of its token in the zone:
+ * the product is part of the key, since one API user may hold both.
+ */
+
+static char *
+ngx_http_momo_derive_product(ngx_conf_t *cf, ngx_http_momo_loc_conf_t *conf,
+    ngx_uint_t n)
+{
+    u_char                   *p;
+    ngx_str_t                *user, *key, *base, *env;
+    ngx_http_momo_product_t  *pr;
+
+    pr = &conf->product[n];
+
+    pr->index = n;
+    pr->name = ngx_http_momo_product_names[n];
+    pr->api_user = &conf->acc[ngx_http_momo_product_acc[n][0]];
+    pr->subscription_key = &conf->acc[ngx_http_momo_product_acc[n][2]];
+
+    user = pr->api_user;
+    key = &conf->acc[ngx_http_momo_product_acc[n][1]];
+    base = &conf->acc[NGX_HTTP_MOMO_ACC_BASE_URL];
+    env = &conf->acc[NGX_HTTP_MOMO_ACC_TARGET_ENVIRONMENT];
+
+    if (ngx_http_momo_basic_auth(cf->pool, user, key, &pr->basic_auth)
+        != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    pr->token_key.len = base->len + user->len + env->len + pr->name.len + 3;
+
+    if (pr->token_key.len > NGX_HTTP_MOMO_KEY_MAX) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "momo_base_url \"%V\" is too long", base);
+        return NGX_CONF_ERROR;
+    }
+
+    p = ngx_pnalloc(cf->pool, pr->token_key.len);
+    if (p == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    pr->token_key.data = p;
+    p = ngx_cpymem(p, base->data, base->len);
+    *p++ = '|';
+    p = ngx_cpymem(p, user->data, user->len);
+    *p++ = '|';
+    p = ngx_cpymem(p, env->data, env->len);
+    *p++ = '|';
+    ngx_memcpy(p, pr->name.data, pr->name.len);
+
+    return NGX_CONF_OK;
+}
+
+
+/*
  * The internal locations proxy_pass to $momo_leg_url: its host must be an
  * address, the name of an upstream group (momo_upstreams.conf), or
  * resolvable by a resolver of the location.  Otherwise every call would
@@ -837,6 +964,10 @@ ngx_http_momo_check_routes(ngx_conf_t *cf, ngx_http_momo_main_conf_t *mmcf)
     use = mmcf->accounts.elts;
 
     for (i = 0; i < mmcf->accounts.nelts; i++) {
+        if (ngx_http_momo_check_legs(cf, &use[i]) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
         base = &use[i].mlcf->acc[NGX_HTTP_MOMO_ACC_BASE_URL];
 
         for (leg = 0; leg < NGX_HTTP_MOMO_LEG_MAX; leg++) {
@@ -859,6 +990,39 @@ ngx_http_momo_check_routes(ngx_conf_t *cf, ngx_http_momo_main_conf_t *mmcf)
                 return NGX_ERROR;
             }
         }
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_momo_check_legs(ngx_conf_t *cf, ngx_http_momo_use_t *use)
+{
+    ngx_uint_t  n, leg, legs;
+
+    legs = 0;
+
+    for (n = 0; n < NGX_HTTP_MOMO_PRODUCTS; n++) {
+        if (use->mlcf->handler_products & (1 << n)) {
+            legs |= ngx_http_momo_product_legs[n];
+        }
+    }
+
+    for (leg = 0; leg < NGX_HTTP_MOMO_LEG_MAX; leg++) {
+        if (!(legs & (1 << leg)) || use->mscf->legs[leg].len) {
+            continue;
+        }
+
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "a momo handler is used in a server that has no "
+                           "internal location with \"momo_leg %V\": add "
+                           "\"include /etc/nginx/momo/momo_locations.conf;\" "
+                           "(or the file shipped in conf/) inside that "
+                           "server block (the handler at %s:%ui)",
+                           &ngx_http_momo_leg_names[leg],
+                           use->mlcf->handler_file, use->mlcf->handler_line);
+        return NGX_ERROR;
     }
 
     return NGX_OK;
@@ -1038,15 +1202,19 @@ ngx_http_momo_handler_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 {
     ngx_http_momo_loc_conf_t *mlcf = conf;
 
+    ngx_str_t                  *value;
     ngx_http_core_loc_conf_t   *clcf;
-    ngx_http_momo_srv_conf_t   *mscf;
     ngx_http_momo_main_conf_t  *mmcf;
+
+    static ngx_uint_t  collection = 1 << NGX_HTTP_MOMO_COLLECTION;
+    static ngx_uint_t  disbursement = 1 << NGX_HTTP_MOMO_DISBURSEMENT;
 
     if (mlcf->handler) {
         return "is duplicate: one momo handler per location";
     }
 
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    value = cf->args->elts;
 
     mlcf->handler = cmd->offset;
     mlcf->handler_file = cf->conf_file->file.name.data;
@@ -1056,14 +1224,60 @@ ngx_http_momo_handler_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 
     case NGX_HTTP_MOMO_H_PAY:
         clcf->handler = ngx_http_momo_pay_handler;
+        mlcf->handler_products = collection;
         break;
 
     case NGX_HTTP_MOMO_H_STATUS:
         clcf->handler = ngx_http_momo_status_handler;
+        mlcf->handler_products = collection;
         break;
 
     case NGX_HTTP_MOMO_H_CALLBACK:
         clcf->handler = ngx_http_momo_callback_handler;
+        mlcf->handler_products = collection;
+        break;
+
+    case NGX_HTTP_MOMO_H_REFUND:
+        clcf->handler = ngx_http_momo_refund_handler;
+        mlcf->handler_products = collection | disbursement;
+        mlcf->handler_kind = NGX_HTTP_MOMO_KIND_REFUND;
+        break;
+
+    case NGX_HTTP_MOMO_H_PAYOUT:
+        clcf->handler = ngx_http_momo_payout_handler;
+        mlcf->handler_products = disbursement;
+        mlcf->handler_kind = NGX_HTTP_MOMO_KIND_PAYOUT;
+        break;
+
+    case NGX_HTTP_MOMO_H_OP_STATUS:
+        clcf->handler = ngx_http_momo_status_handler;
+        mlcf->handler_products = disbursement;
+        mlcf->handler_kind = (cmd->name.data[5] == 'r')
+                             ? NGX_HTTP_MOMO_KIND_REFUND
+                             : NGX_HTTP_MOMO_KIND_PAYOUT;
+        break;
+
+    case NGX_HTTP_MOMO_H_BALANCE:
+        clcf->handler = ngx_http_momo_balance_handler;
+
+        if (value[1].len == 10
+            && ngx_strncmp(value[1].data, "collection", 10) == 0)
+        {
+            mlcf->handler_products = collection;
+
+        } else if (value[1].len == 12
+                   && ngx_strncmp(value[1].data, "disbursement", 12) == 0)
+        {
+            mlcf->handler_products = disbursement;
+
+        } else {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "momo_balance \"%V\" is unknown: use "
+                               "\"collection\" or \"disbursement\"",
+                               &value[1]);
+            return NGX_CONF_ERROR;
+        }
+
         break;
 
     default: /* NGX_HTTP_MOMO_H_METRICS */
@@ -1074,11 +1288,6 @@ ngx_http_momo_handler_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     mmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_momo_module);
 
     mmcf->handlers = 1;
-
-    if (cmd->offset != NGX_HTTP_MOMO_H_METRICS) {
-        mscf = ngx_http_conf_get_module_srv_conf(cf, ngx_http_momo_module);
-        mscf->handlers = 1;
-    }
 
     return NGX_CONF_OK;
 }
@@ -1109,7 +1318,9 @@ ngx_http_momo_leg(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     if (i == NGX_HTTP_MOMO_LEG_MAX) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "momo_leg \"%V\" is unknown: use \"token\", "
-                           "\"requesttopay\" or \"status\"", &value[1]);
+                           "\"requesttopay\", \"status\", "
+                           "\"disbursement\" or \"disbursement_status\"",
+                           &value[1]);
         return NGX_CONF_ERROR;
     }
 

@@ -30,9 +30,29 @@ typedef enum {
     NGX_HTTP_MOMO_LEG_TOKEN = 0,
     NGX_HTTP_MOMO_LEG_REQUESTTOPAY,
     NGX_HTTP_MOMO_LEG_STATUS,
+    NGX_HTTP_MOMO_LEG_DISBURSEMENT,         /* refund, transfer: POST */
+    NGX_HTTP_MOMO_LEG_DISBURSEMENT_STATUS,  /* their GETs */
     NGX_HTTP_MOMO_LEG_MAX,
     NGX_HTTP_MOMO_LEG_NOTIFY = NGX_HTTP_MOMO_LEG_MAX
 } ngx_http_momo_leg_e;
+
+
+/* MTN's products: each has its own credentials and token */
+
+typedef enum {
+    NGX_HTTP_MOMO_COLLECTION = 0,
+    NGX_HTTP_MOMO_DISBURSEMENT,
+    NGX_HTTP_MOMO_PRODUCTS
+} ngx_http_momo_product_e;
+
+
+/* what an operation is, for records, callbacks and notify */
+
+typedef enum {
+    NGX_HTTP_MOMO_KIND_PAYMENT = 0,
+    NGX_HTTP_MOMO_KIND_REFUND,
+    NGX_HTTP_MOMO_KIND_PAYOUT
+} ngx_http_momo_kind_e;
 
 
 /* payment states, as the client sees them */
@@ -60,7 +80,6 @@ typedef struct {
 typedef struct {
     ngx_str_t                   legs[NGX_HTTP_MOMO_LEG_MAX];
     ngx_http_core_loc_conf_t   *leg_clcf[NGX_HTTP_MOMO_LEG_MAX];
-    ngx_uint_t                  handlers;       /* momo handlers in server */
 } ngx_http_momo_srv_conf_t;
 
 
@@ -72,8 +91,23 @@ typedef enum {
     NGX_HTTP_MOMO_ACC_BASE_URL,
     NGX_HTTP_MOMO_ACC_CALLBACK_URL,
     NGX_HTTP_MOMO_ACC_CALLBACK_SECRET,
+    NGX_HTTP_MOMO_ACC_DISB_API_USER,
+    NGX_HTTP_MOMO_ACC_DISB_API_KEY,
+    NGX_HTTP_MOMO_ACC_DISB_SUBSCRIPTION_KEY,
     NGX_HTTP_MOMO_ACC_MAX
 } ngx_http_momo_acc_e;
+
+
+/* one product's account, derived at merge time */
+
+typedef struct {
+    ngx_str_t                   name;           /* "collection", ... */
+    ngx_str_t                  *api_user;
+    ngx_str_t                  *subscription_key;
+    ngx_str_t                   basic_auth;     /* "Basic base64(u:k)" */
+    ngx_str_t                   token_key;      /* base|user|env|product */
+    ngx_uint_t                  index;          /* ngx_http_momo_product_e */
+} ngx_http_momo_product_t;
 
 
 typedef struct {
@@ -85,13 +119,15 @@ typedef struct {
     ngx_flag_t                  callback_verify;
     ngx_str_t                   notify;
     ngx_msec_t                  token_wait;
+    ngx_flag_t                  check_payer;
 
     /* derived at merge time */
-    ngx_str_t                   basic_auth;     /* "Basic base64(u:k)" */
-    ngx_str_t                   token_key;      /* base|user|environment */
+    ngx_http_momo_product_t     product[NGX_HTTP_MOMO_PRODUCTS];
     ngx_str_t                   secret;         /* the callback secret */
 
     ngx_uint_t                  handler;        /* 0 or a handler type */
+    ngx_uint_t                  handler_products;   /* bit per product */
+    ngx_uint_t                  handler_kind;   /* ngx_http_momo_kind_e */
     u_char                     *handler_file;
     ngx_uint_t                  handler_line;
 } ngx_http_momo_loc_conf_t;
@@ -106,6 +142,7 @@ typedef struct {
     ngx_str_t                   payer_message;
     ngx_str_t                   payee_note;
     ngx_str_t                   phone;          /* digits only */
+    ngx_str_t                   reference_id;   /* a refund's payment */
 } ngx_http_momo_payment_t;
 
 
@@ -132,6 +169,8 @@ typedef struct {
     ngx_int_t                   status_code;    /* "statusCode", or -1 */
     ngx_str_t                   access_token;
     ngx_int_t                   expires_in;     /* or -1 */
+    ngx_str_t                   balance;        /* availableBalance */
+    ngx_int_t                   result;         /* accountholder: -1, 0, 1 */
 } ngx_http_momo_mtn_body_t;
 
 
@@ -158,6 +197,7 @@ typedef struct {
     u_char                      state;          /* ngx_http_momo_state_e */
     u_char                      accepted;       /* MTN took the POST */
     u_char                      notified;       /* 0 no, 1 sending, 2 done */
+    u_char                      kind;           /* ngx_http_momo_kind_e */
 
     u_char                      amount_len;
     u_char                      currency_len;
@@ -173,6 +213,32 @@ typedef struct {
     u_char                      reason[64];
     u_char                      financial_transaction_id[64];
 } ngx_http_momo_record_t;
+
+
+/* a refund or a payout in the ledger of the zone */
+
+typedef enum {
+    NGX_HTTP_MOMO_OP_NEW = 0,
+    NGX_HTTP_MOMO_OP_SENDING,       /* a request is sending it now */
+    NGX_HTTP_MOMO_OP_ACCEPTED,      /* MTN has it */
+    NGX_HTTP_MOMO_OP_UNKNOWN,       /* sent, MTN's answer not known */
+    NGX_HTTP_MOMO_OP_RELEASED       /* MTN refused it, or it failed */
+} ngx_http_momo_op_state_e;
+
+
+typedef struct {
+    u_char                     *ref;
+    u_char                     *parent;         /* a refund's payment */
+    ngx_uint_t                  kind;
+    int64_t                     amount;         /* hundredths */
+    int64_t                     total;          /* the payment's amount */
+    ngx_str_t                   currency;
+    ngx_str_t                   phone;          /* a payout's payee */
+
+    ngx_uint_t                  state;          /* what the ledger had */
+    int64_t                     refunded;       /* reserved before it */
+    time_t                      sent;           /* its last try */
+} ngx_http_momo_op_t;
 
 
 /* counters in the shared zone, for momo_metrics */
@@ -203,6 +269,8 @@ typedef enum {
 
 typedef struct {
     ngx_atomic_t                payments[NGX_HTTP_MOMO_PAY_MAX];
+    ngx_atomic_t                refunds[NGX_HTTP_MOMO_PAY_MAX];
+    ngx_atomic_t                payouts[NGX_HTTP_MOMO_PAY_MAX];
     ngx_atomic_t                calls[NGX_HTTP_MOMO_LEG_MAX + 1][600];
     ngx_atomic_t                latency[NGX_HTTP_MOMO_LEG_MAX + 1]
                                        [NGX_HTTP_MOMO_LATENCY_BUCKETS];
@@ -239,8 +307,6 @@ typedef enum {
 } ngx_http_momo_req_state_e;
 
 
-/* one call to an internal location: lives in the main request's pool */
-
 typedef struct ngx_http_momo_ctx_s  ngx_http_momo_ctx_t;
 
 typedef ngx_int_t (*ngx_http_momo_step_pt)(ngx_http_request_t *r,
@@ -248,6 +314,21 @@ typedef ngx_int_t (*ngx_http_momo_step_pt)(ngx_http_request_t *r,
 typedef void (*ngx_http_momo_finalize_pt)(ngx_http_request_t *r,
     ngx_int_t rc);
 
+
+/* a refund or a payout in flight (ngx_http_momo_disb.c) */
+
+typedef struct {
+    ngx_http_momo_op_t          op;
+    ngx_str_t                   ref;            /* the operation's */
+    ngx_str_t                   payment_ref;    /* a refund's payment */
+    ngx_str_t                   body;           /* the POST's JSON */
+    ngx_http_momo_step_pt       start;          /* after the body is read */
+    ngx_shm_zone_t             *zone;
+    unsigned                    sending:1;      /* holds the ledger lease */
+} ngx_http_momo_disb_t;
+
+
+/* one call to an internal location: lives in the main request's pool */
 
 typedef struct {
     ngx_http_momo_leg_e         leg;
@@ -259,6 +340,7 @@ typedef struct {
     ngx_str_t                   callback_url;
     ngx_str_t                   body;
     ngx_http_momo_loc_conf_t   *mlcf;
+    ngx_http_momo_product_t    *product;
 
     ngx_uint_t                  status;         /* 0: no answer */
     ngx_int_t                   rc;             /* nginx's, on failure */
@@ -282,6 +364,9 @@ struct ngx_http_momo_ctx_s {
     ngx_http_momo_loc_conf_t   *mlcf;
     ngx_shm_zone_t             *zone;
     ngx_uint_t                  state;          /* ngx_http_momo_req_... */
+    ngx_http_momo_product_t    *product;        /* the token's, the calls' */
+    ngx_uint_t                  kind;           /* ngx_http_momo_kind_e */
+    ngx_http_momo_disb_t       *disb;           /* a refund or a payout */
     ngx_http_momo_step_pt       next;           /* after the call, or wait */
     ngx_http_momo_call_t       *call;
     ngx_event_t                 wait;
@@ -301,6 +386,7 @@ struct ngx_http_momo_ctx_s {
     ngx_http_momo_step_pt       after_token;
     ngx_http_momo_step_pt       after_query;
     ngx_http_momo_step_pt       after_notify;
+    ngx_http_momo_step_pt       after_holder;
     ngx_msec_t                  query_interval;
     ngx_uint_t                  rechecks;
 
@@ -356,6 +442,10 @@ ngx_int_t ngx_http_momo_validate_payment(ngx_pool_t *pool,
     ngx_http_momo_payment_t *p, ngx_str_t *currency,
     ngx_http_momo_error_t *err);
 ngx_int_t ngx_http_momo_validate_idempotency_key(ngx_str_t *key);
+ngx_int_t ngx_http_momo_validate_refund(ngx_pool_t *pool,
+    ngx_http_momo_payment_t *p, ngx_str_t *currency,
+    ngx_http_momo_error_t *err);
+int64_t ngx_http_momo_amount_hundredths(ngx_str_t *amount);
 void ngx_http_momo_error_set(ngx_http_momo_error_t *err, ngx_uint_t status,
     char *code, char *message);
 
@@ -393,6 +483,14 @@ ngx_int_t ngx_http_momo_record_notify(ngx_shm_zone_t *zone, u_char *ref,
 void ngx_http_momo_record_notified(ngx_shm_zone_t *zone, u_char *ref,
     ngx_uint_t ok, ngx_uint_t serial);
 ngx_http_momo_counters_t *ngx_http_momo_counters(ngx_shm_zone_t *zone);
+
+/* ngx_http_momo_shm_ledger.c: refunds and payouts */
+ngx_int_t ngx_http_momo_ledger_begin(ngx_shm_zone_t *zone,
+    ngx_http_momo_op_t *op, ngx_msec_t lease);
+void ngx_http_momo_ledger_end(ngx_shm_zone_t *zone, u_char *ref,
+    ngx_uint_t state);
+ngx_int_t ngx_http_momo_ledger_resend(ngx_shm_zone_t *zone, u_char *ref,
+    ngx_msec_t lease);
 ngx_int_t ngx_http_momo_token_info(ngx_shm_zone_t *zone, ngx_uint_t i,
     time_t *expires_in, ngx_uint_t *gen);
 void ngx_http_momo_count_call(ngx_shm_zone_t *zone, ngx_uint_t leg,
@@ -451,6 +549,11 @@ ngx_int_t ngx_http_momo_url(ngx_pool_t *pool, ngx_http_momo_loc_conf_t *mlcf,
     ngx_str_t *path, ngx_str_t *ref, ngx_str_t *url);
 ngx_int_t ngx_http_momo_bearer(ngx_pool_t *pool, ngx_str_t *token,
     ngx_str_t *out);
+ngx_int_t ngx_http_momo_product_url(ngx_pool_t *pool,
+    ngx_http_momo_ctx_t *ctx, ngx_str_t *path, ngx_str_t *ref,
+    ngx_str_t *url);
+char *ngx_http_momo_product_directive(ngx_http_momo_product_t *product,
+    ngx_uint_t what);
 
 /* ngx_http_momo_reply.c: JSON answers */
 ngx_int_t ngx_http_momo_reply(ngx_http_request_t *r, ngx_uint_t status,
@@ -473,6 +576,9 @@ void ngx_http_momo_count_payment(ngx_http_request_t *r, ngx_uint_t result);
 ngx_int_t ngx_http_momo_pay_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_momo_status_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_momo_callback_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_momo_refund_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_momo_payout_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_momo_balance_handler(ngx_http_request_t *r);
 
 /* ngx_http_momo_status.c: the status query shared by status and callback;
  * ngx_http_momo_mtn.c: what MTN's answers mean */
@@ -482,9 +588,41 @@ ngx_int_t ngx_http_momo_status_call(ngx_http_request_t *r,
     ngx_http_momo_ctx_t *ctx, ngx_http_momo_step_pt next);
 ngx_int_t ngx_http_momo_mtn_error(ngx_http_request_t *r,
     ngx_http_momo_ctx_t *ctx, ngx_http_momo_mtn_body_t *b);
+ngx_uint_t ngx_http_momo_mtn_refused(ngx_str_t *code);
 void ngx_http_momo_record_from_mtn(ngx_http_momo_record_t *rec,
     ngx_http_momo_mtn_body_t *b);
 ngx_str_t *ngx_http_momo_state_name(ngx_uint_t state);
+
+/* ngx_http_momo_disb.c: what payments, refunds and payouts share */
+ngx_http_momo_leg_e ngx_http_momo_op_leg(ngx_http_momo_ctx_t *ctx,
+    ngx_uint_t get);
+ngx_str_t *ngx_http_momo_op_path(ngx_uint_t kind, ngx_uint_t status);
+ngx_str_t *ngx_http_momo_kind_name(ngx_uint_t kind);
+void ngx_http_momo_op_kind(ngx_http_momo_ctx_t *ctx, ngx_uint_t kind);
+ngx_int_t ngx_http_momo_disb_handler(ngx_http_request_t *r,
+    ngx_http_momo_step_pt start);
+ngx_int_t ngx_http_momo_disb_reference(ngx_http_request_t *r,
+    ngx_http_momo_ctx_t *ctx);
+ngx_int_t ngx_http_momo_disb_begin(ngx_http_request_t *r,
+    ngx_http_momo_ctx_t *ctx);
+ngx_int_t ngx_http_momo_disb_refuse(ngx_http_request_t *r,
+    ngx_http_momo_ctx_t *ctx, ngx_uint_t status, char *code, char *message);
+ngx_int_t ngx_http_momo_callback_kind(ngx_http_momo_loc_conf_t *mlcf,
+    ngx_str_t *ref, u_char *token);
+ngx_int_t ngx_http_momo_op_callback_url(ngx_http_request_t *r,
+    ngx_http_momo_ctx_t *ctx, ngx_str_t *out);
+void ngx_http_momo_count_op(ngx_http_request_t *r, ngx_uint_t kind,
+    ngx_uint_t result);
+
+/* ngx_http_momo_refund.c, ngx_http_momo_payout.c */
+ngx_int_t ngx_http_momo_refund_start(ngx_http_request_t *r,
+    ngx_http_momo_ctx_t *ctx);
+ngx_int_t ngx_http_momo_payout_start(ngx_http_request_t *r,
+    ngx_http_momo_ctx_t *ctx);
+
+/* ngx_http_momo_account.c */
+ngx_int_t ngx_http_momo_check_holder(ngx_http_request_t *r,
+    ngx_http_momo_ctx_t *ctx, ngx_http_momo_step_pt next);
 
 /* ngx_http_momo_notify.c */
 ngx_int_t ngx_http_momo_notify(ngx_http_request_t *r,

@@ -81,9 +81,10 @@ ngx_http_momo_mtn_error(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx,
     if (status == NGX_HTTP_UNAUTHORIZED || status == NGX_HTTP_FORBIDDEN) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "momo: MTN refused the gateway (HTTP %ui, \"%V\"): "
-                      "check momo_subscription_key (Collections product) "
-                      "and, in production, that this IP address is "
-                      "allowed", status, &b->message);
+                      "check %s (%V product) and, in production, that "
+                      "this IP address is allowed", status, &b->message,
+                      ngx_http_momo_product_directive(ctx->product, 2),
+                      &ctx->product->name);
 
         ngx_http_momo_error_set(&err, NGX_HTTP_BAD_GATEWAY,
                                 "UPSTREAM_AUTH_FAILED",
@@ -134,6 +135,19 @@ ngx_http_momo_mtn_error(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx,
     err.retryable = 1;
 
     return ngx_http_momo_fail(r, ctx, &err, NGX_HTTP_MOMO_PAY_REJECTED);
+}
+
+
+/* a code MTN answers before doing anything: nothing happened */
+
+ngx_uint_t
+ngx_http_momo_mtn_refused(ngx_str_t *code)
+{
+    ngx_http_momo_mtn_code_t  *c;
+
+    c = ngx_http_momo_mtn_code(code);
+
+    return (c != NULL && !c->retryable);
 }
 
 

@@ -72,9 +72,15 @@ ngx_http_momo_notify_body(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx,
     ngx_str_t *out)
 {
     ngx_uint_t                  n;
-    ngx_http_momo_json_field_t  f[7];
+    ngx_http_momo_json_field_t  f[8];
 
     n = ngx_http_momo_record_fields(ctx, f);
+
+    /* the application tells a payment from a refund or a payout */
+
+    ngx_str_set(&f[n].key, "kind");
+    f[n].value = *ngx_http_momo_kind_name(ctx->kind);
+    f[n++].type = NGX_HTTP_MOMO_JSON_STRING;
 
     return ngx_http_momo_json_render(r->pool, f, n, out);
 }

@@ -218,7 +218,7 @@ ngx_http_momo_pay_reference(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
         }
 
         ngx_http_momo_pay_record(ctx);
-        return ngx_http_momo_with_token(r, ctx, ngx_http_momo_pay_send);
+        return ngx_http_momo_check_holder(r, ctx, ngx_http_momo_pay_send);
     }
 
     user = &ctx->mlcf->acc[NGX_HTTP_MOMO_ACC_API_USER];
@@ -280,7 +280,7 @@ ngx_http_momo_pay_claim(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
         cln->data = r;
         ctx->pay_fresh = fresh;
 
-        return ngx_http_momo_with_token(r, ctx, ngx_http_momo_pay_send);
+        return ngx_http_momo_check_holder(r, ctx, ngx_http_momo_pay_send);
 
     case NGX_BUSY:
         return ngx_http_momo_pay_in_flight(r, ctx);

@@ -96,6 +96,9 @@ ngx_http_momo_fail(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx,
 
     if (ctx->pay) {
         ngx_http_momo_count_payment(r, result);
+
+    } else if (ctx->disb) {
+        ngx_http_momo_count_op(r, ctx->kind, result);
     }
 
     if (err->status == NGX_HTTP_SERVICE_UNAVAILABLE) {
@@ -167,7 +170,7 @@ ngx_http_momo_reply_payment(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx,
     ngx_uint_t status)
 {
     ngx_uint_t                  n;
-    ngx_http_momo_json_field_t  f[8];
+    ngx_http_momo_json_field_t  f[9];
 
     ctx->status = *ngx_http_momo_state_name(ctx->rec.state);
 
@@ -176,6 +179,12 @@ ngx_http_momo_reply_payment(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx,
     f[0].type = NGX_HTTP_MOMO_JSON_RAW;
 
     n = 1 + ngx_http_momo_record_fields(ctx, &f[1]);
+
+    if (ctx->kind != NGX_HTTP_MOMO_KIND_PAYMENT) {
+        ngx_str_set(&f[n].key, "kind");
+        f[n].value = *ngx_http_momo_kind_name(ctx->kind);
+        f[n++].type = NGX_HTTP_MOMO_JSON_STRING;
+    }
 
     return ngx_http_momo_reply(r, status, f, n);
 }

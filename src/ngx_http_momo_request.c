@@ -62,6 +62,8 @@ ngx_http_momo_ctx_create(ngx_http_request_t *r)
 
     ctx->mlcf = ngx_http_get_module_loc_conf(r, ngx_http_momo_module);
     ctx->zone = mmcf->shm_zone;
+    ctx->product = &ctx->mlcf->product[NGX_HTTP_MOMO_COLLECTION];
+    ctx->kind = ctx->mlcf->handler_kind;
     ctx->query_interval = 1000;
 
     ctx->wait.handler = ngx_http_momo_wait_handler;
@@ -378,7 +380,7 @@ ngx_http_momo_release(ngx_http_momo_ctx_t *ctx)
     }
 
     if (ctx->token_lease) {
-        ngx_http_momo_token_release(ctx->zone, &ctx->mlcf->token_key,
+        ngx_http_momo_token_release(ctx->zone, &ctx->product->token_key,
                                     ctx->token_lease);
         ctx->token_lease = 0;
     }

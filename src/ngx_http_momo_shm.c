@@ -90,6 +90,8 @@ ngx_http_momo_shm_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 
     ngx_queue_init(&sh->queue);
 
+    ngx_http_momo_ledger_init(sh);
+
     /*
      * A full zone is handled by evicting records, and nothing may be
      * logged under the lock: the slab allocator stays quiet.

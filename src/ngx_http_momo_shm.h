@@ -82,6 +82,10 @@ typedef struct {
     ngx_rbtree_node_t           sentinel;
     ngx_queue_t                 queue;
 
+    /* refunds and payouts, and payments' refund totals: never evicted */
+    ngx_rbtree_t                ledger;
+    ngx_rbtree_node_t           ledger_sentinel;
+
     /* filled in order and never freed: the first NULL ends the table */
     ngx_http_momo_token_t      *tokens[NGX_HTTP_MOMO_TOKENS];
 
@@ -109,6 +113,9 @@ ngx_uint_t ngx_http_momo_record_expire(ngx_http_momo_shctx_t *sh,
     ngx_slab_pool_t *shpool);
 void ngx_http_momo_rbtree_insert_value(ngx_rbtree_node_t *temp,
     ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
+void ngx_http_momo_ledger_init(ngx_http_momo_shctx_t *sh);
+void ngx_http_momo_ledger_failed_locked(ngx_http_momo_shctx_t *sh,
+    u_char *ref);
 
 
 #endif /* _NGX_HTTP_MOMO_SHM_H_INCLUDED_ */

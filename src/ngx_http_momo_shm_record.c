@@ -111,6 +111,13 @@ ngx_http_momo_record_update(ngx_shm_zone_t *zone,
 
     ngx_http_momo_record_merge(&mn->rec, rec);
 
+    if (mn->rec.kind == NGX_HTTP_MOMO_KIND_REFUND
+        && mn->rec.state == NGX_HTTP_MOMO_ST_FAILED)
+    {
+        /* a refund MTN failed moved no money: its amount is free again */
+        ngx_http_momo_ledger_failed_locked(sh, mn->rec.reference_id);
+    }
+
     if (query_lease) {
         if (ngx_http_momo_lease_owned(mn->query_pid, mn->query_serial,
                                       query_lease))
@@ -656,6 +663,10 @@ ngx_http_momo_record_merge(ngx_http_momo_record_t *dst,
 
     if (src->accepted) {
         dst->accepted = 1;
+    }
+
+    if (src->kind) {
+        dst->kind = src->kind;
     }
 
     if (src->notified > dst->notified && src->notified <= 2) {

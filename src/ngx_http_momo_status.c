@@ -36,10 +36,6 @@ static ngx_int_t ngx_http_momo_query_failed(ngx_http_request_t *r,
     ngx_http_momo_ctx_t *ctx, ngx_http_momo_mtn_body_t *b);
 
 
-static ngx_str_t  ngx_http_momo_status_path =
-    ngx_string("/collection/v1_0/requesttopay/");
-
-
 ngx_int_t
 ngx_http_momo_status_handler(ngx_http_request_t *r)
 {
@@ -58,6 +54,9 @@ ngx_http_momo_status_handler(ngx_http_request_t *r)
     if (ctx == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
+
+    /* momo_refund_status, momo_payout_status: the same, another kind */
+    ngx_http_momo_op_kind(ctx, ctx->mlcf->handler_kind);
 
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
         if (ngx_http_momo_header(r, "Allow", &allow) != NGX_OK) {
@@ -221,15 +220,18 @@ ngx_http_momo_status_call(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx,
 {
     ngx_http_momo_call_t  *call;
 
-    call = ngx_http_momo_call_create(r, ctx, NGX_HTTP_MOMO_LEG_STATUS);
+    /* a payment's, a refund's or a payout's: see ngx_http_momo_disb.c */
+
+    call = ngx_http_momo_call_create(r, ctx, ngx_http_momo_op_leg(ctx, 1));
     if (call == NULL) {
         return NGX_ERROR;
     }
 
     if (ngx_http_momo_bearer(r->pool, &ctx->token, &call->authorization)
         != NGX_OK
-        || ngx_http_momo_url(r->pool, ctx->mlcf, &ngx_http_momo_status_path,
-                             &ctx->reference_id, &call->url)
+        || ngx_http_momo_product_url(r->pool, ctx,
+                                     ngx_http_momo_op_path(ctx->kind, 1),
+                                     &ctx->reference_id, &call->url)
            != NGX_OK)
     {
         return NGX_ERROR;
@@ -254,6 +256,8 @@ ngx_http_momo_query_done(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
     {
         return NGX_ERROR;
     }
+
+    ctx->rec.kind = (u_char) ctx->kind;
 
     if (call->status == NGX_HTTP_OK && b.status.len) {
         ngx_http_momo_record_from_mtn(&ctx->rec, &b);

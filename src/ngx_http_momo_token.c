@@ -32,7 +32,7 @@ static ngx_int_t ngx_http_momo_token_usable(ngx_http_request_t *sr,
 static time_t ngx_http_momo_token_ttl(ngx_int_t expires_in);
 
 
-static ngx_str_t  ngx_http_momo_token_path = ngx_string("/collection/token/");
+static ngx_str_t  ngx_http_momo_token_path = ngx_string("/token/");
 
 
 ngx_int_t
@@ -58,7 +58,7 @@ ngx_http_momo_token_step(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
     mmcf = ngx_http_get_module_main_conf(r, ngx_http_momo_module);
     serial = ngx_http_momo_lease_serial();
 
-    rc = ngx_http_momo_token_acquire(mmcf->shm_zone, &ctx->mlcf->token_key,
+    rc = ngx_http_momo_token_acquire(mmcf->shm_zone, &ctx->product->token_key,
                                      NGX_HTTP_MOMO_TOKEN_LEASE, serial,
                                      r->pool, &ctx->token, &ctx->token_gen);
 
@@ -125,11 +125,11 @@ ngx_http_momo_token_fetch(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
     }
 
     call->method = NGX_HTTP_POST;
-    call->authorization = ctx->mlcf->basic_auth;
+    call->authorization = ctx->product->basic_auth;
     call->lease = ctx->token_lease;
 
-    if (ngx_http_momo_url(r->pool, ctx->mlcf, &ngx_http_momo_token_path,
-                          NULL, &call->url)
+    if (ngx_http_momo_product_url(r->pool, ctx, &ngx_http_momo_token_path,
+                                  NULL, &call->url)
         != NGX_OK)
     {
         return NGX_ERROR;
@@ -173,7 +173,7 @@ ngx_http_momo_token_settle(ngx_http_request_t *sr, ngx_http_momo_call_t *call)
         }
 
         ngx_atomic_fetch_add(&counters->token_refresh_failed, 1);
-        ngx_http_momo_token_release(mmcf->shm_zone, &call->mlcf->token_key,
+        ngx_http_momo_token_release(mmcf->shm_zone, &call->product->token_key,
                                     call->lease);
         call->parsed = b;
         return;
@@ -182,14 +182,14 @@ ngx_http_momo_token_settle(ngx_http_request_t *sr, ngx_http_momo_call_t *call)
     call->parsed = b;
     ttl = ngx_http_momo_token_ttl(b->expires_in);
 
-    if (ngx_http_momo_token_store(mmcf->shm_zone, &call->mlcf->token_key,
+    if (ngx_http_momo_token_store(mmcf->shm_zone, &call->product->token_key,
                                   &b->access_token, ttl, &call->token_gen)
         != NGX_OK)
     {
         ngx_log_error(NGX_LOG_ERR, sr->connection->log, 0,
                       "momo: MTN's access token (%uz bytes) does not fit "
                       "the shared zone", b->access_token.len);
-        ngx_http_momo_token_release(mmcf->shm_zone, &call->mlcf->token_key,
+        ngx_http_momo_token_release(mmcf->shm_zone, &call->product->token_key,
                                     call->lease);
         b->access_token.len = 0;
         ngx_atomic_fetch_add(&counters->token_refresh_failed, 1);
@@ -291,7 +291,7 @@ ngx_http_momo_token_failed(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx,
     ngx_http_momo_error_t   err;
 
     call = ctx->call;
-    user = &ctx->mlcf->acc[NGX_HTTP_MOMO_ACC_API_USER];
+    user = ctx->product->api_user;
     env = &ctx->mlcf->acc[NGX_HTTP_MOMO_ACC_TARGET_ENVIRONMENT];
 
     if (ctx->token.len) {
@@ -319,9 +319,10 @@ ngx_http_momo_token_failed(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx,
     if (b->status_code == NGX_HTTP_UNAUTHORIZED) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "momo: MTN refused the subscription key (HTTP %ui "
-                      "with statusCode 401): check momo_subscription_key, "
-                      "it must be the Collections product key",
-                      call->status);
+                      "with statusCode 401): check %s, it must be the "
+                      "%V product key", call->status,
+                      ngx_http_momo_product_directive(ctx->product, 2),
+                      &ctx->product->name);
 
     } else if (call->status == NGX_HTTP_UNAUTHORIZED
                || call->status == NGX_HTTP_INTERNAL_SERVER_ERROR
@@ -331,9 +332,12 @@ ngx_http_momo_token_failed(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx,
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "momo: MTN refused the credentials of API user "
                       "\"%V\" for environment \"%V\" (HTTP %ui, error "
-                      "\"%V\"): check momo_api_user, momo_api_key and "
-                      "momo_target_environment", user, env, call->status,
-                      b->code.len ? &b->code : &b->message);
+                      "\"%V\"): check %s, %s and momo_target_environment "
+                      "(%V product)", user, env, call->status,
+                      b->code.len ? &b->code : &b->message,
+                      ngx_http_momo_product_directive(ctx->product, 0),
+                      ngx_http_momo_product_directive(ctx->product, 1),
+                      &ctx->product->name);
 
     } else {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
@@ -386,7 +390,7 @@ ngx_http_momo_token_rejected(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx,
 
     mmcf = ngx_http_get_module_main_conf(r, ngx_http_momo_module);
 
-    ngx_http_momo_token_drop(mmcf->shm_zone, &ctx->mlcf->token_key,
+    ngx_http_momo_token_drop(mmcf->shm_zone, &ctx->product->token_key,
                              ctx->token_gen);
 
     ctx->token_retried = 1;
@@ -394,6 +398,47 @@ ngx_http_momo_token_rejected(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx,
     ctx->token_source.len = 0;
 
     return ngx_http_momo_with_token(r, ctx, retry);
+}
+
+
+/* base URL + "/" + the product + path [+ reference id] */
+
+ngx_int_t
+ngx_http_momo_product_url(ngx_pool_t *pool, ngx_http_momo_ctx_t *ctx,
+    ngx_str_t *path, ngx_str_t *ref, ngx_str_t *url)
+{
+    u_char     *p;
+    ngx_str_t   full;
+
+    full.len = 1 + ctx->product->name.len + path->len;
+
+    p = ngx_pnalloc(pool, full.len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    full.data = p;
+    *p++ = '/';
+    p = ngx_cpymem(p, ctx->product->name.data, ctx->product->name.len);
+    ngx_memcpy(p, path->data, path->len);
+
+    return ngx_http_momo_url(pool, ctx->mlcf, &full, ref, url);
+}
+
+
+/* the directive of a product's API user (0), API key (1), key (2) */
+
+char *
+ngx_http_momo_product_directive(ngx_http_momo_product_t *product,
+    ngx_uint_t what)
+{
+    static char  *names[][3] = {
+        { "momo_api_user", "momo_api_key", "momo_subscription_key" },
+        { "momo_disbursement_api_user", "momo_disbursement_api_key",
+          "momo_disbursement_subscription_key" }
+    };
+
+    return names[product->index][what];
 }
 
 

@@ -49,6 +49,8 @@ static ngx_int_t ngx_http_momo_validate_currency(ngx_pool_t *pool,
     ngx_http_momo_error_t *err);
 static ngx_int_t ngx_http_momo_validate_phone(ngx_pool_t *pool,
     ngx_http_momo_payment_t *p, ngx_http_momo_error_t *err);
+static ngx_int_t ngx_http_momo_validate_texts(ngx_http_momo_payment_t *p,
+    ngx_http_momo_error_t *err);
 static ngx_int_t ngx_http_momo_validate_text(ngx_str_t *s,
     ngx_http_momo_text_rule_t *rule, ngx_http_momo_error_t *err);
 static uint32_t ngx_http_momo_utf8_next(u_char **p, u_char *last);
@@ -146,6 +148,50 @@ ngx_http_momo_validate_payment(ngx_pool_t *pool, ngx_http_momo_payment_t *p,
         return rc;
     }
 
+    return ngx_http_momo_validate_texts(p, err);
+}
+
+
+/*
+ * A refund: the payment's reference id instead of a phone, the rest as
+ * for a payment.  The caller gives an empty currency or external_id
+ * their defaults first.
+ */
+
+ngx_int_t
+ngx_http_momo_validate_refund(ngx_pool_t *pool, ngx_http_momo_payment_t *p,
+    ngx_str_t *currency, ngx_http_momo_error_t *err)
+{
+    ngx_int_t  rc;
+
+    if (ngx_http_momo_is_uuid(&p->reference_id) != NGX_OK) {
+        ngx_http_momo_error_set(err, NGX_HTTP_BAD_REQUEST,
+                                "INVALID_REFERENCE_ID",
+                                "reference_id must be the reference id of "
+                                "the payment to refund");
+        return NGX_DECLINED;
+    }
+
+    rc = ngx_http_momo_validate_amount(pool, p, currency, err);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    rc = ngx_http_momo_validate_currency(pool, p, currency, err);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    return ngx_http_momo_validate_texts(p, err);
+}
+
+
+static ngx_int_t
+ngx_http_momo_validate_texts(ngx_http_momo_payment_t *p,
+    ngx_http_momo_error_t *err)
+{
+    ngx_int_t  rc;
+
     rc = ngx_http_momo_validate_text(&p->external_id,
                                      &ngx_http_momo_external_id_rule, err);
     if (rc != NGX_OK) {
@@ -160,6 +206,38 @@ ngx_http_momo_validate_payment(ngx_pool_t *pool, ngx_http_momo_payment_t *p,
 
     return ngx_http_momo_validate_text(&p->payee_note,
                                        &ngx_http_momo_payee_note_rule, err);
+}
+
+
+/* a validated amount ("100", "0.5", "12.34") in hundredths */
+
+int64_t
+ngx_http_momo_amount_hundredths(ngx_str_t *amount)
+{
+    u_char      *p, *last;
+    int64_t      n;
+    ngx_uint_t   decimals, dot;
+
+    n = 0;
+    dot = 0;
+    decimals = 0;
+    last = amount->data + amount->len;
+
+    for (p = amount->data; p < last; p++) {
+        if (*p == '.') {
+            dot = 1;
+            continue;
+        }
+
+        n = n * 10 + (*p - '0');
+        decimals += dot;
+    }
+
+    for ( /* void */ ; decimals < NGX_HTTP_MOMO_AMOUNT_DECIMALS; decimals++) {
+        n *= 10;
+    }
+
+    return n;
 }
 
 

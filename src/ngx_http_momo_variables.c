@@ -24,6 +24,7 @@ typedef enum {
     NGX_HTTP_MOMO_VAR_ERROR,
     NGX_HTTP_MOMO_VAR_UPSTREAM_STATUS,
     NGX_HTTP_MOMO_VAR_TOKEN,
+    NGX_HTTP_MOMO_VAR_KIND,
     NGX_HTTP_MOMO_VAR_MAX
 } ngx_http_momo_var_e;
 
@@ -78,6 +79,9 @@ static ngx_http_variable_t  ngx_http_momo_vars[] = {
 
     { ngx_string("momo_token"), NULL, ngx_http_momo_variable,
       NGX_HTTP_MOMO_VAR_TOKEN, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("momo_kind"), NULL, ngx_http_momo_variable,
+      NGX_HTTP_MOMO_VAR_KIND, NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
     { ngx_string("momo_leg_url"), NULL, ngx_http_momo_leg_variable,
       NGX_HTTP_MOMO_LEG_VAR_URL, NGX_HTTP_VAR_NOCACHEABLE, 0 },
@@ -284,6 +288,12 @@ ngx_http_momo_variable_value(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx,
         value->len = ngx_sprintf(p, "%ui", ctx->upstream_status) - p;
         break;
 
+    case NGX_HTTP_MOMO_VAR_KIND:
+        /* payment, refund, payout: the operation the request was about */
+        *value = *ngx_http_momo_kind_name(ctx->disb ? ctx->mlcf->handler_kind
+                                                    : ctx->kind);
+        break;
+
     default: /* NGX_HTTP_MOMO_VAR_TOKEN */
         *value = ctx->token_source;
         break;
@@ -348,6 +358,6 @@ ngx_http_momo_leg_value(ngx_http_momo_call_t *call, ngx_uint_t id)
         return &call->mlcf->acc[NGX_HTTP_MOMO_ACC_TARGET_ENVIRONMENT];
 
     default: /* NGX_HTTP_MOMO_LEG_VAR_SUBSCRIPTION_KEY */
-        return &call->mlcf->acc[NGX_HTTP_MOMO_ACC_SUBSCRIPTION_KEY];
+        return call->product->subscription_key;
     }
 }
