@@ -44,7 +44,7 @@ qq{callback POST -> 200 {"success":true}\n},
 qq{POST /collection/token/
 POST /collection/v1_0/requesttopay ref=REF1
 GET /collection/v1_0/requesttopay/REF1
-POST /_emu/sink/notify {"amount":"100","currency":"EUR","external_id":"order-1","financial_transaction_id":"FIN","reason":null,"reference_id":"REF1","status":"successful"}
+POST /_emu/sink/notify {"amount":"100","currency":"EUR","external_id":"order-1","financial_transaction_id":"FIN","kind":"payment","reason":null,"reference_id":"REF1","status":"successful"}
 }]
 
 
@@ -84,7 +84,7 @@ $/,
 qr{^POST /collection/token/
 POST /collection/v1_0/requesttopay ref=REF1
 GET /collection/v1_0/requesttopay/REF1
-POST /_emu/sink/notify \{"amount":"100","currency":"EUR","external_id":"order-1","financial_transaction_id":null,"reason":"APPROVAL_REJECTED","reference_id":"REF1","status":"failed"\}
+POST /_emu/sink/notify \{"amount":"100","currency":"EUR","external_id":"order-1","financial_transaction_id":null,"kind":"payment","reason":"APPROVAL_REJECTED","reference_id":"REF1","status":"failed"\}
 $},
 qr/\nmomo_callbacks_total\{result="accepted"\} 1\nmomo_callbacks_total\{result="duplicate"\} 1\n.*\nmomo_notify_total\{result="ok"\} 1\nmomo_notify_total\{result="failed"\} 0\n/s]
 
@@ -118,7 +118,7 @@ qr/^callback PUT -> 200 \{"success":true\}\n$/,
 qr{^POST /collection/token/
 POST /collection/v1_0/requesttopay ref=REF1
 GET /collection/v1_0/requesttopay/REF1
-POST /_emu/sink/notify \{"amount":"100","currency":"EUR","external_id":"order-1","financial_transaction_id":null,"reason":"EXPIRED","reference_id":"REF1","status":"failed"\}
+POST /_emu/sink/notify \{"amount":"100","currency":"EUR","external_id":"order-1","financial_transaction_id":null,"kind":"payment","reason":"EXPIRED","reference_id":"REF1","status":"failed"\}
 $}]
 
 
@@ -301,7 +301,7 @@ qr/^callback POST -> 200 \{"success":true\}\n$/,
 qr{^POST /collection/token/
 POST /collection/v1_0/requesttopay ref=REF1
 GET /collection/v1_0/requesttopay/REF1
-POST /_emu/sink/notify \{"amount":"100","currency":"EUR","external_id":"order-1","financial_transaction_id":null,"reason":"INTERNAL_PROCESSING_ERROR","reference_id":"REF1","status":"failed"\}
+POST /_emu/sink/notify \{"amount":"100","currency":"EUR","external_id":"order-1","financial_transaction_id":null,"kind":"payment","reason":"INTERNAL_PROCESSING_ERROR","reference_id":"REF1","status":"failed"\}
 $}]
 
 
@@ -334,7 +334,7 @@ Content-Type: application/json
 qr/^callback POST -> 200 \{"success":true\}\n$/,
 qr{^POST /collection/token/
 POST /collection/v1_0/requesttopay ref=REF1
-POST /_emu/sink/notify \{"amount":"100","currency":"EUR","external_id":"order-1","financial_transaction_id":"FIN","reason":null,"reference_id":"REF1","status":"successful"\}
+POST /_emu/sink/notify \{"amount":"100","currency":"EUR","external_id":"order-1","financial_transaction_id":"FIN","kind":"payment","reason":null,"reference_id":"REF1","status":"successful"\}
 $}]
 
 
@@ -387,7 +387,7 @@ qr/^callback POST -> 200 \{"success":true\}\n$/,
 qr{^POST /collection/token/
 POST /collection/v1_0/requesttopay ref=REF1
 GET /collection/v1_0/requesttopay/REF1
-POST /_emu/sink/notify \{"amount":"100","currency":"EUR","external_id":"order-1","financial_transaction_id":"FIN","reason":null,"reference_id":"REF1","status":"successful"\}
+POST /_emu/sink/notify \{"amount":"100","currency":"EUR","external_id":"order-1","financial_transaction_id":"FIN","kind":"payment","reason":null,"reference_id":"REF1","status":"successful"\}
 $}]
 
 
@@ -425,7 +425,7 @@ qr{^POST /collection/token/
 POST /collection/v1_0/requesttopay ref=REF1
 GET /collection/v1_0/requesttopay/REF1
 GET /collection/v1_0/requesttopay/REF1
-POST /_emu/sink/notify \{"amount":"100","currency":"EUR","external_id":"order-1","financial_transaction_id":"FIN","reason":null,"reference_id":"REF1","status":"successful"\}
+POST /_emu/sink/notify \{"amount":"100","currency":"EUR","external_id":"order-1","financial_transaction_id":"FIN","kind":"payment","reason":null,"reference_id":"REF1","status":"successful"\}
 $}]
 
 
@@ -461,5 +461,5 @@ qr{^POST /collection/token/
 POST /collection/v1_0/requesttopay ref=REF1
 GET /collection/v1_0/requesttopay/REF1
 GET /collection/v1_0/requesttopay/REF1
-POST /_emu/sink/notify \{"amount":"100","currency":"EUR","external_id":"order-1","financial_transaction_id":"FIN","reason":null,"reference_id":"REF1","status":"successful"\}
+POST /_emu/sink/notify \{"amount":"100","currency":"EUR","external_id":"order-1","financial_transaction_id":"FIN","kind":"payment","reason":null,"reference_id":"REF1","status":"successful"\}
 $}]

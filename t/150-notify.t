@@ -49,8 +49,8 @@ t::MomoTest::emu_post('/_emu/faults', '{"path": "/_emu/sink/notify", "status": 5
  qr/"status": "successful"/,
  qr/"status": "successful"/,
  qr/"status": "successful"/,
- qr{^POST /_emu/sink/notify \{"amount":"100","currency":"EUR","external_id":"order-150","financial_transaction_id":"FIN","reason":null,"reference_id":"00000150-0000-4000-8000-000000000150","status":"successful"\}
-POST /_emu/sink/notify \{"amount":"100","currency":"EUR","external_id":"order-150","financial_transaction_id":"FIN","reason":null,"reference_id":"00000150-0000-4000-8000-000000000150","status":"successful"\}
+ qr{^POST /_emu/sink/notify \{"amount":"100","currency":"EUR","external_id":"order-150","financial_transaction_id":"FIN","kind":"payment","reason":null,"reference_id":"00000150-0000-4000-8000-000000000150","status":"successful"\}
+POST /_emu/sink/notify \{"amount":"100","currency":"EUR","external_id":"order-150","financial_transaction_id":"FIN","kind":"payment","reason":null,"reference_id":"00000150-0000-4000-8000-000000000150","status":"successful"\}
 $},
  qr/\nmomo_notify_total\{result="ok"\} 1\nmomo_notify_total\{result="failed"\} 1\n/]
 --- error_log eval
@@ -98,8 +98,8 @@ t::MomoFlow::sleep_fault(1300);
  qr/\nmomo_notify_total\{result="ok"\} 0\nmomo_notify_total\{result="failed"\} 1\n/,
  qr/"status": "failed"/,
  qr/"status": "failed"/,
- qr{^POST /_emu/sink/notify \{"amount":"100","currency":"EUR","external_id":"order-151","financial_transaction_id":null,"reason":"EXPIRED","reference_id":"00000151-0000-4000-8000-000000000151","status":"failed"\}
-POST /_emu/sink/notify \{"amount":"100","currency":"EUR","external_id":"order-151","financial_transaction_id":null,"reason":"EXPIRED","reference_id":"00000151-0000-4000-8000-000000000151","status":"failed"\}
+ qr{^POST /_emu/sink/notify \{"amount":"100","currency":"EUR","external_id":"order-151","financial_transaction_id":null,"kind":"payment","reason":"EXPIRED","reference_id":"00000151-0000-4000-8000-000000000151","status":"failed"\}
+POST /_emu/sink/notify \{"amount":"100","currency":"EUR","external_id":"order-151","financial_transaction_id":null,"kind":"payment","reason":"EXPIRED","reference_id":"00000151-0000-4000-8000-000000000151","status":"failed"\}
 $},
  qr/\nmomo_notify_total\{result="ok"\} 1\nmomo_notify_total\{result="failed"\} 1\n/]
 --- error_log eval
@@ -141,8 +141,8 @@ Content-Type: application/json
  qr{^POST /collection/token/
 POST /collection/v1_0/requesttopay ref=REF1
 GET /collection/v1_0/requesttopay/REF1
-POST /_emu/sink/notify \{"amount":"100","currency":"EUR","external_id":"order-152","financial_transaction_id":"FIN","reason":null,"reference_id":"REF1","status":"successful"\}
-POST /_emu/sink/notify \{"amount":"100","currency":"EUR","external_id":"order-152","financial_transaction_id":"FIN","reason":null,"reference_id":"REF1","status":"successful"\}
+POST /_emu/sink/notify \{"amount":"100","currency":"EUR","external_id":"order-152","financial_transaction_id":"FIN","kind":"payment","reason":null,"reference_id":"REF1","status":"successful"\}
+POST /_emu/sink/notify \{"amount":"100","currency":"EUR","external_id":"order-152","financial_transaction_id":"FIN","kind":"payment","reason":null,"reference_id":"REF1","status":"successful"\}
 $},
  qr/\nmomo_notify_total\{result="ok"\} 1\nmomo_notify_total\{result="failed"\} 1\n/]
 --- error_log eval

@@ -137,6 +137,23 @@ sub http {
     return ($res->{status}, $res->{body});
 }
 
+# an answer [status, body] checked in a "--- init" step
+sub check {
+    my ($name, $got, $status, $like) = @_;
+    Test::More::is($got->[0], $status, "$0 $name - status")
+        or Test::More::diag($got->[1]);
+    Test::More::like($got->[1], $like, "$0 $name - body");
+}
+
+# POST a JSON body to nginx, with an Idempotency-Key unless it is undef
+sub post_json {
+    my ($path, $key, $body) = @_;
+    my %h = ('Content-Type' => 'application/json');
+    $h{'Idempotency-Key'} = $key if defined $key;
+    my $port = $ENV{TEST_NGINX_SERVER_PORT} || $ENV{TEST_NGINX_PORT} || 1984;
+    return http($port, 'POST', $path, \%h, $body);
+}
+
 sub mtn_pay {
     my %p = (phone => '56733123453', amount => '100', currency => 'EUR',
              external_id => 'order-1', @_);

@@ -58,6 +58,17 @@ our $Helpers = <<'_EOC_';
     }
 _EOC_
 
+# the emulator's preseeded Disbursement account, for refunds and payouts
+our $DisbApiUser = '3d7b9e15-6a2c-4f48-8b90-c1e5a7d3f260';
+our $DisbApiKey = '9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b';
+our $DisbSubscriptionKey = 'f0e1d2c3b4a5968778695a4b3c2d1e0f';
+
+our $Disbursement = <<"_EOC_";
+    momo_disbursement_api_user $DisbApiUser;
+    momo_disbursement_api_key $DisbApiKey;
+    momo_disbursement_subscription_key $DisbSubscriptionKey;
+_EOC_
+
 our @EXPORT = qw(emu_get emu_post emu_delete pay_json $Account);
 
 my $emu_pid;

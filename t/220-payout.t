@@ -1,0 +1,156 @@
+# Payouts end to end (momo_payout, MTN's /disbursement/v1_0/transfer):
+# an Idempotency-Key is required; each sandbox number's final status
+# reaches momo_notify once, with "kind": "payout", through MTN's
+# callback verified by a status query; momo_check_payer refuses an
+# inactive account holder before anything is sent, for payouts and
+# payments.
+
+use t::MomoTest;
+use t::MomoFlow;
+use JSON::PP ();
+
+plan 'no_plan';
+
+our $Both = $t::MomoTest::Account . $t::MomoTest::Disbursement
+            . "    momo_notify /_app/notify;\n";
+
+add_block_preprocessor(sub {
+    my $block = shift;
+
+    $block->set_value('http_config', $Both) if !defined $block->http_config;
+
+    if (!defined $block->config) {
+        $block->set_value('config', <<'_EOC_');
+    location = /api/payments/mtn-momo {
+        momo_pay;
+    }
+
+    location /api/payments/mtn-momo/callback/ {
+        momo_callback;
+    }
+
+    location = /api/payouts/mtn-momo {
+        momo_payout;
+    }
+
+    location /api/payouts/mtn-momo/status/ {
+        momo_payout_status;
+    }
+_EOC_
+    }
+});
+
+sub port () { $ENV{TEST_NGINX_SERVER_PORT} }
+
+# POST a payout: (status, body); key undef: no Idempotency-Key
+sub payout ($@) {
+    my ($key, %f) = @_;
+    return t::MomoFlow::post_json('/api/payouts/mtn-momo', $key, t::MomoTest::pay_json(%f));
+}
+
+sub check { t::MomoFlow::check(@_) }
+
+run_tests();
+
+__DATA__
+
+=== TEST 1: a payout to each sandbox number: its final status reaches momo_notify once, as a payout
+MTN calls back twice for each final payout (callback_duplicate); the
+notifies are sorted by phone number.  46733123453 stays pending: no notify.
+--- init
+t::MomoTest::emu_post('/_emu/config', '{"pending_seconds": 1, "callback_duplicate": true}');
+my @phones = qw(46733123450 46733123451 46733123452 46733123453 46733123454 56733123453);
+for my $p (@phones) {
+    ::check("TEST 1: payout to $p", [::payout("payout-$p", phone => $p, external_id => "payee-$p")], 200,
+            qr/^\{"success": true, "payout_id": "([0-9a-f-]{36})", "reference_id": "\1", "status": "pending", "amount": "100", "currency": "EUR", "message": "Payout request sent to MTN"\}\n$/);
+}
+t::MomoHttp::wait_for(sub {
+    t::MomoTest::emu_get('/_emu/callbacks/count') >= 10
+    && t::MomoTest::emu_get('/_emu/count?path=/_emu/sink/notify') >= 5
+}, 30);
+sleep 1;
+--- request
+GET /emu/requests?path=/_emu/sink/notify
+--- response_body_filters eval
+sub {
+    my $rows = JSON::PP::decode_json(shift);
+    my @b = map { JSON::PP::decode_json($_->{body}) } @$rows;
+    join '', map {
+        my $n = $_;
+        $n->{reference_id} = $n->{reference_id} =~ /^[0-9a-f-]{36}$/ ? 'REF' : 'BAD';
+        $n->{financial_transaction_id} = 'FIN' if defined $n->{financial_transaction_id};
+        JSON::PP->new->canonical->encode($n) . "\n"
+    } sort { $a->{external_id} cmp $b->{external_id} } @b;
+}
+--- response_body
+{"amount":"100","currency":"EUR","external_id":"payee-46733123450","financial_transaction_id":null,"kind":"payout","reason":"INTERNAL_PROCESSING_ERROR","reference_id":"REF","status":"failed"}
+{"amount":"100","currency":"EUR","external_id":"payee-46733123451","financial_transaction_id":null,"kind":"payout","reason":"APPROVAL_REJECTED","reference_id":"REF","status":"failed"}
+{"amount":"100","currency":"EUR","external_id":"payee-46733123452","financial_transaction_id":null,"kind":"payout","reason":"EXPIRED","reference_id":"REF","status":"failed"}
+{"amount":"100","currency":"EUR","external_id":"payee-46733123454","financial_transaction_id":"FIN","kind":"payout","reason":null,"reference_id":"REF","status":"successful"}
+{"amount":"100","currency":"EUR","external_id":"payee-56733123453","financial_transaction_id":"FIN","kind":"payout","reason":null,"reference_id":"REF","status":"successful"}
+--- timeout: 40
+
+
+
+=== TEST 2: a payout needs an Idempotency-Key; a key reused for another phone is refused; a retry is answered from the zone
+--- init
+::check('TEST 2: no key', [::payout(undef)], 400, qr/"code": "IDEMPOTENCY_KEY_REQUIRED"/);
+::check('TEST 2: bad phone', [::payout('k2', phone => '12')], 400, qr/"code": "INVALID_PHONE"/);
+my ($st, $body) = ::payout('k2');
+::check('TEST 2: first', [$st, $body], 200, qr/"status": "pending"/);
+my ($ref) = $body =~ /"reference_id": "([^"]+)"/;
+::check('TEST 2: again', [::payout('k2')], 200,
+        qr/^\{"success": true, "payout_id": "$ref", "reference_id": "$ref", "status": "(pending|successful)", "amount": "100", "currency": "EUR", "message": "Payout request was already sent for this Idempotency-Key"\}\n$/);
+::check('TEST 2: other phone', [::payout('k2', phone => '46733123450')], 422,
+        qr/"code": "IDEMPOTENCY_KEY_REUSED"/);
+::check('TEST 2: status', [t::MomoFlow::http(::port(), 'GET', "/api/payouts/mtn-momo/status/$ref")], 200,
+        qr/^\{"success": true, "reference_id": "$ref", "status": "successful", "amount": "100", "currency": "EUR", "external_id": "order-1", "financial_transaction_id": "\d+", "reason": null, "kind": "payout"\}\n$/);
+--- request
+GET /emu/requests?path=/disbursement/v1_0/transfer
+--- response_body_filters eval
+\&t::MomoFlow::canon
+--- response_body_like eval
+qr{^POST /disbursement/v1_0/transfer ref=REF1
+GET /disbursement/v1_0/transfer/REF1
+$}
+
+
+
+=== TEST 3: momo_check_payer refuses a payout to an inactive account holder before the transfer
+--- http_config eval: $::Both . "    momo_check_payer on;\n"
+--- init
+::check('TEST 3: inactive', [::payout('k3', phone => '46733123455')], 422,
+        qr/^\{"success": false, "error": \{"code": "ACCOUNT_HOLDER_NOT_ACTIVE", "message": "MTN has no active Mobile Money account for this phone number; nothing was sent", "retryable": false\}/);
+::check('TEST 3: active', [::payout('k3b', phone => '56733123453')], 200, qr/"status": "pending"/);
+--- request
+GET /emu/requests?path=/disbursement/
+--- response_body_filters eval
+\&t::MomoFlow::canon
+--- response_body
+POST /disbursement/token/
+GET /disbursement/v1_0/accountholder/msisdn/46733123455/active
+GET /disbursement/v1_0/accountholder/msisdn/56733123453/active
+POST /disbursement/v1_0/transfer ref=REF1
+
+
+
+=== TEST 4: momo_check_payer refuses a payment from an inactive account holder before any payment is requested
+--- http_config eval: $::Both . "    momo_check_payer on;\n"
+--- more_headers
+Content-Type: application/json
+--- request eval
+["POST /api/payments/mtn-momo\n" . t::MomoTest::pay_json(phone => '46733123455'),
+ "POST /api/payments/mtn-momo\n" . t::MomoTest::pay_json(),
+ "GET /emu/requests?path=/collection/"]
+--- error_code eval
+[422, 200, 200]
+--- response_body_filters eval
+[[], [], \&t::MomoFlow::canon]
+--- response_body_like eval
+[qr/^\{"success": false, "error": \{"code": "ACCOUNT_HOLDER_NOT_ACTIVE", /,
+ qr/"status": "pending"/,
+ qr{^POST /collection/token/
+GET /collection/v1_0/accountholder/msisdn/46733123455/active
+GET /collection/v1_0/accountholder/msisdn/56733123453/active
+POST /collection/v1_0/requesttopay ref=REF1
+$}]
