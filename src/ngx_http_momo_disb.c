@@ -293,7 +293,6 @@ ngx_int_t
 ngx_http_momo_disb_begin(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
 {
     ngx_int_t                   rc;
-    ngx_pool_cleanup_t         *cln;
     ngx_http_momo_disb_t       *d;
     ngx_http_momo_main_conf_t  *mmcf;
 
@@ -346,29 +345,32 @@ ngx_http_momo_disb_begin(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
                                          "sent");
     }
 
-    d->sending = 1;
-    d->zone = mmcf->shm_zone;
-
-    cln = ngx_pool_cleanup_add(r->pool, 0);
-    if (cln == NULL) {
-        return NGX_ERROR;
-    }
-
-    cln->handler = ngx_http_momo_disb_cleanup;
-    cln->data = ctx;
-
     ctx->rec.kind = (u_char) ctx->kind;
 
     return ngx_http_momo_disb_token(r, ctx);
 }
 
 
+/* this request holds the operation now: its end settles it, whatever */
+
 static ngx_int_t
 ngx_http_momo_disb_token(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
 {
+    ngx_pool_cleanup_t         *cln;
     ngx_http_momo_main_conf_t  *mmcf;
 
     mmcf = ngx_http_get_module_main_conf(r, ngx_http_momo_module);
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NGX_ERROR;
+    }
+
+    ctx->disb->sending = 1;
+    ctx->disb->zone = mmcf->shm_zone;
+
+    cln->handler = ngx_http_momo_disb_cleanup;
+    cln->data = ctx;
 
     /* in the zone before MTN sees it: a status query finds it */
 
@@ -600,7 +602,6 @@ static ngx_int_t
 ngx_http_momo_disb_unknown(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
 {
     ngx_http_momo_disb_t       *d;
-    ngx_pool_cleanup_t         *cln;
     ngx_http_momo_main_conf_t  *mmcf;
 
     d = ctx->disb;
@@ -630,17 +631,6 @@ ngx_http_momo_disb_unknown(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
                   "without an answer: sending it again with the same "
                   "reference id", ngx_http_momo_kind_name(ctx->kind),
                   &d->ref, ngx_time() - d->op.sent);
-
-    d->sending = 1;
-    d->zone = mmcf->shm_zone;
-
-    cln = ngx_pool_cleanup_add(r->pool, 0);
-    if (cln == NULL) {
-        return NGX_ERROR;
-    }
-
-    cln->handler = ngx_http_momo_disb_cleanup;
-    cln->data = ctx;
 
     ctx->rec.state = NGX_HTTP_MOMO_ST_UNKNOWN;
 
