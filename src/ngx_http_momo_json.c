@@ -825,16 +825,23 @@ ngx_http_momo_mtn_end(void *data)
 }
 
 
+/*
+ * Most values (ids, amounts, our own messages) need no escaping: the
+ * first pass notes which do, and the others are copied as they are.
+ */
+
 ngx_int_t
 ngx_http_momo_json_render(ngx_pool_t *pool,
     ngx_http_momo_json_field_t *fields, ngx_uint_t n, ngx_str_t *out)
 {
     u_char                      *p;
-    size_t                       len;
+    size_t                       len, esc;
+    uint64_t                     escape;
     ngx_uint_t                   i;
     ngx_http_momo_json_field_t  *f;
 
     len = sizeof("{}") - 1;
+    escape = 0;
 
     for (i = 0; i < n; i++) {
         f = &fields[i];
@@ -855,8 +862,13 @@ ngx_http_momo_json_render(ngx_pool_t *pool,
             continue;
         }
 
-        len += sizeof("\"\"") - 1 + f->value.len
-               + ngx_escape_json(NULL, f->value.data, f->value.len);
+        esc = ngx_escape_json(NULL, f->value.data, f->value.len);
+
+        if (esc || i >= 64) {
+            escape |= (uint64_t) 1 << ngx_min(i, 63);
+        }
+
+        len += sizeof("\"\"") - 1 + f->value.len + esc;
     }
 
     p = ngx_pnalloc(pool, len);
@@ -891,7 +903,14 @@ ngx_http_momo_json_render(ngx_pool_t *pool,
         }
 
         *p++ = '"';
-        p = (u_char *) ngx_escape_json(p, f->value.data, f->value.len);
+
+        if (escape & ((uint64_t) 1 << ngx_min(i, 63))) {
+            p = (u_char *) ngx_escape_json(p, f->value.data, f->value.len);
+
+        } else {
+            p = ngx_cpymem(p, f->value.data, f->value.len);
+        }
+
         *p++ = '"';
     }
 
