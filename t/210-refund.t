@@ -284,3 +284,72 @@ Content-Type: application/json
 --- response_body_like: "IDEMPOTENCY_KEY_REQUIRED"
 --- access_log
 refund - - IDEMPOTENCY_KEY_REQUIRED
+
+
+
+=== TEST 11: a refund's callback is verified with MTN's refund status and reaches momo_notify once, as a refund
+MTN calls back twice for the payment and twice for the refund
+(callback_duplicate): the application hears of each once.
+--- http_config eval: $::Both . "    momo_notify /_app/notify;\n"
+--- config
+    location = /api/payments/mtn-momo {
+        momo_pay;
+    }
+
+    location /api/payments/mtn-momo/callback/ {
+        momo_callback;
+    }
+
+    location = /api/refunds/mtn-momo {
+        momo_refund;
+    }
+--- init
+t::MomoTest::emu_post('/_emu/config', '{"callback_duplicate": true}');
+my $ref = ::pay(amount => '100');
+::check('TEST 11: refund', [::refund('cb-11', reference_id => $ref, amount => '25')], 200, qr/"status": "pending"/);
+t::MomoHttp::wait_for(sub {
+    t::MomoTest::emu_get('/_emu/callbacks/count') >= 4
+    && t::MomoTest::emu_get('/_emu/count?path=/_emu/sink/notify') >= 2
+}, 20);
+sleep 1;
+--- request eval
+["GET /emu/requests?path=/_emu/sink/notify",
+ "GET /emu/count?path=/disbursement/v1_0/refund/&method=GET"]
+--- response_body_filters eval
+[[sub {
+    my $rows = JSON::PP::decode_json(shift);
+    join '', sort map {
+        my $n = JSON::PP::decode_json($_->{body});
+        for my $k (qw(reference_id external_id)) {
+            $n->{$k} = 'REF' if $n->{$k} =~ /^[0-9a-f-]{36}$/;
+        }
+        $n->{financial_transaction_id} = 'FIN' if defined $n->{financial_transaction_id};
+        JSON::PP->new->canonical->encode($n) . "\n"
+    } @$rows;
+}], []]
+--- response_body eval
+[<<'_EOC_', "1"]
+{"amount":"100","currency":"EUR","external_id":"order-1","financial_transaction_id":"FIN","kind":"payment","reason":null,"reference_id":"REF","status":"successful"}
+{"amount":"25","currency":"EUR","external_id":"REF","financial_transaction_id":"FIN","kind":"refund","reason":null,"reference_id":"REF","status":"successful"}
+_EOC_
+--- timeout: 30
+
+
+
+=== TEST 12: the same key sent twice at once: one try goes to MTN, the other is told it is in flight
+--- init
+t::MomoTest::emu_post('/_emu/faults', '{"method": "POST", "path": "/disbursement/v1_0/refund", "delay_ms": 1000, "times": 1}');
+my $ref = ::pay(amount => '100');
+my @socks = map {
+    t::MomoHttp::start('POST', '/api/refunds/mtn-momo',
+                       ::refund_json(reference_id => $ref, amount => '10'),
+                       'Content-Type' => 'application/json',
+                       'Idempotency-Key' => 'twice-12')
+} 1 .. 2;
+my @res = sort { $a->{status} <=> $b->{status} } map { t::MomoHttp::finish($_, 10) } @socks;
+::check('TEST 12: sent', [$res[0]{status}, $res[0]{body}], 200, qr/"status": "pending", "amount": "10"/);
+::check('TEST 12: in flight', [$res[1]{status}, $res[1]{body}], 409,
+        qr/"code": "IDEMPOTENCY_KEY_IN_FLIGHT", "message": "[^"]+", "retryable": true\}/);
+--- request
+GET /emu/count?path=/disbursement/v1_0/refund&method=POST
+--- response_body: 1
