@@ -318,7 +318,7 @@ sleep 1;
 --- response_body_filters eval
 [[sub {
     my $rows = JSON::PP::decode_json(shift);
-    join '', sort map {
+    CORE::join '', sort map {
         my $n = JSON::PP::decode_json($_->{body});
         for my $k (qw(reference_id external_id)) {
             $n->{$k} = 'REF' if $n->{$k} =~ /^[0-9a-f-]{36}$/;

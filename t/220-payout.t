@@ -75,7 +75,7 @@ GET /emu/requests?path=/_emu/sink/notify
 sub {
     my $rows = JSON::PP::decode_json(shift);
     my @b = map { JSON::PP::decode_json($_->{body}) } @$rows;
-    join '', map {
+    CORE::join '', map {
         my $n = $_;
         $n->{reference_id} = $n->{reference_id} =~ /^[0-9a-f-]{36}$/ ? 'REF' : 'BAD';
         $n->{financial_transaction_id} = 'FIN' if defined $n->{financial_transaction_id};
