@@ -8,6 +8,11 @@
  * is refused and changes nothing.  MTN gets its 200 at once; with
  * momo_callback_verify on, the outcome then comes from a status query to
  * MTN, never from the body, and the application is notified once.
+ *
+ * The URL token is a credential (with momo_callback_verify off it is all
+ * a forger needs): once read, it is masked in the request line and URIs
+ * nginx's logs print: the token becomes three stars.  Debug-level lines
+ * written while nginx parses the request, before any handler, show it.
  */
 
 
@@ -23,6 +28,9 @@ static ngx_int_t ngx_http_momo_callback_start(ngx_http_request_t *r,
     ngx_http_momo_ctx_t *ctx);
 static ngx_int_t ngx_http_momo_callback_path(ngx_http_request_t *r,
     ngx_http_momo_ctx_t *ctx);
+static ngx_int_t ngx_http_momo_callback_mask(ngx_http_request_t *r);
+static ngx_int_t ngx_http_momo_mask(ngx_pool_t *pool, ngx_str_t *s,
+    ngx_str_t *token);
 static ngx_int_t ngx_http_momo_callback_verified(ngx_http_request_t *r,
     ngx_http_momo_ctx_t *ctx);
 static ngx_int_t ngx_http_momo_callback_recheck(ngx_http_request_t *r,
@@ -39,11 +47,18 @@ static void ngx_http_momo_callback_count(ngx_http_request_t *r,
 ngx_int_t
 ngx_http_momo_callback_handler(ngx_http_request_t *r)
 {
+    ngx_int_t             rc;
     ngx_str_t             allow = ngx_string("POST, PUT");
     ngx_http_momo_ctx_t  *ctx;
 
     ctx = ngx_http_momo_ctx_create(r);
     if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_http_momo_callback_path(r, ctx);
+
+    if (ngx_http_momo_callback_mask(r) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -60,7 +75,7 @@ ngx_http_momo_callback_handler(ngx_http_request_t *r)
                                              NGX_HTTP_MOMO_CB_INVALID);
     }
 
-    if (ngx_http_momo_callback_path(r, ctx) != NGX_OK) {
+    if (rc != NGX_OK) {
         ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                       "momo: callback refused: its URL token does not "
                       "match \"%V\"", &r->uri);
@@ -126,6 +141,82 @@ ngx_http_momo_callback_path(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
 }
 
 
+/*
+ * The last segment of the URI, the token, becomes "***" in what the
+ * error log ("request: ...") and the access log ($request, $request_uri,
+ * $uri) print.  The reference id, read before, keeps pointing at the
+ * original URI.
+ */
+
+static ngx_int_t
+ngx_http_momo_callback_mask(ngx_http_request_t *r)
+{
+    u_char     *p, *last;
+    ngx_str_t   token;
+
+    last = r->uri.data + r->uri.len;
+
+    for (p = last; p > r->uri.data && p[-1] != '/'; p--) { /* void */ }
+
+    token.len = last - p;
+
+    if (token.len == 0) {
+        return NGX_OK;
+    }
+
+    /* lowercase, for ngx_strlcasestrn() */
+
+    token.data = ngx_pnalloc(r->pool, token.len);
+    if (token.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_strlow(token.data, p, token.len);
+
+    if (ngx_http_momo_mask(r->pool, &r->request_line, &token) != NGX_OK
+        || ngx_http_momo_mask(r->pool, &r->unparsed_uri, &token) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    /* last: the other two searched for the token in it */
+
+    return ngx_http_momo_mask(r->pool, &r->uri, &token);
+}
+
+
+static ngx_int_t
+ngx_http_momo_mask(ngx_pool_t *pool, ngx_str_t *s, ngx_str_t *token)
+{
+    u_char  *p, *at, *last;
+
+    if (s->len < token->len) {
+        return NGX_OK;
+    }
+
+    last = s->data + s->len;
+
+    at = ngx_strlcasestrn(s->data, last, token->data, token->len - 1);
+
+    if (at == NULL) {
+        return NGX_OK;
+    }
+
+    p = ngx_pnalloc(pool, s->len - token->len + 3);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    s->len = ngx_cpymem(ngx_cpymem(ngx_cpymem(p, s->data, at - s->data),
+                                   "***", 3),
+                        at + token->len, last - at - token->len)
+             - p;
+    s->data = p;
+
+    return NGX_OK;
+}
+
+
 static ngx_int_t
 ngx_http_momo_callback_start(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
 {
@@ -185,8 +276,13 @@ ngx_http_momo_callback_start(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
 
     ngx_http_momo_detach(r, ctx);
 
+    /*
+     * a callback is verified within the same limits as a poll: once a
+     * second per reference, and within the account's status budget, so
+     * that replaying a valid callback URL cannot flood MTN
+     */
+
     if (ctx->mlcf->callback_verify) {
-        ctx->query_interval = 0;
         return ngx_http_momo_query(r, ctx, ngx_http_momo_callback_verified);
     }
 
@@ -237,8 +333,6 @@ static ngx_int_t
 ngx_http_momo_callback_recheck(ngx_http_request_t *r,
     ngx_http_momo_ctx_t *ctx)
 {
-    ctx->query_interval = 1000;
-
     return ngx_http_momo_query(r, ctx, ngx_http_momo_callback_verified);
 }
 

@@ -19,7 +19,7 @@
 
 #define NGX_HTTP_MOMO_METRICS_LINE  128
 #define NGX_HTTP_MOMO_METRICS_HEAD  256
-#define NGX_HTTP_MOMO_METRICS_FAMILIES  13
+#define NGX_HTTP_MOMO_METRICS_FAMILIES  14
 
 
 /* ngx_http_momo_shm.c; not in the shared header */
@@ -185,7 +185,8 @@ ngx_http_momo_metrics_size(ngx_http_momo_counters_t *c)
             + 2 + 1 + 1 + 1             /* refreshes, hits, tokens, ttl */
             + NGX_HTTP_MOMO_CB_MAX      /* callbacks */
             + 2 + 1                     /* status cache, evictions */
-            + 2;                        /* notify */
+            + 2                         /* notify */
+            + 2;                        /* status budget */
 
     for (leg = 0; leg <= NGX_HTTP_MOMO_LEG_MAX; leg++) {
 
@@ -297,6 +298,15 @@ ngx_http_momo_metrics_write(u_char *p, ngx_http_momo_counters_t *c,
     p = ngx_sprintf(p, "momo_notify_total{result=\"ok\"} %uA\n"
                        "momo_notify_total{result=\"failed\"} %uA\n",
                     c->notify_ok, c->notify_failed);
+
+    p = ngx_http_momo_metrics_family(p, "momo_status_budget_total",
+                                     "counter",
+                                     "Status queries to MTN allowed and "
+                                     "refused by momo_status_rate.");
+
+    p = ngx_sprintf(p, "momo_status_budget_total{result=\"granted\"} %uA\n"
+                       "momo_status_budget_total{result=\"refused\"} %uA\n",
+                    c->budget_granted, c->budget_refused);
 
     return p;
 }

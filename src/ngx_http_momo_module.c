@@ -35,6 +35,7 @@ typedef struct {
 typedef struct {
     ngx_http_momo_loc_conf_t   *mlcf;
     ngx_http_momo_srv_conf_t   *mscf;
+    ngx_http_core_srv_conf_t   *cscf;
 } ngx_http_momo_use_t;
 
 
@@ -77,6 +78,12 @@ static ngx_int_t ngx_http_momo_check_routes(ngx_conf_t *cf,
     ngx_http_momo_main_conf_t *mmcf);
 static ngx_int_t ngx_http_momo_routable(ngx_conf_t *cf, ngx_str_t *base,
     ngx_http_core_loc_conf_t *clcf);
+static ngx_int_t ngx_http_momo_check_accounts(ngx_conf_t *cf,
+    ngx_http_momo_main_conf_t *mmcf);
+static ngx_int_t ngx_http_momo_check_notify(ngx_conf_t *cf,
+    ngx_http_momo_main_conf_t *mmcf);
+static ngx_http_core_loc_conf_t *ngx_http_momo_find_location(
+    ngx_http_core_srv_conf_t *cscf, ngx_str_t *uri);
 static ngx_str_t *ngx_http_momo_default_currency(ngx_str_t *environment);
 
 
@@ -157,6 +164,11 @@ static ngx_http_momo_env_currency_t  ngx_http_momo_currencies[] = {
     { ngx_string("mtnsouthafrica"), ngx_string("ZAR") },
     { ngx_string("mtnliberia"), ngx_string("LRD") },
     { ngx_null_string, ngx_null_string }
+};
+
+
+static ngx_conf_num_bounds_t  ngx_http_momo_status_rate_bounds = {
+    ngx_conf_check_num_bounds, 1, 1000
 };
 
 
@@ -292,6 +304,13 @@ static ngx_command_t  ngx_http_momo_commands[] = {
       offsetof(ngx_http_momo_loc_conf_t, token_wait),
       NULL },
 
+    { ngx_string("momo_status_rate"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_momo_loc_conf_t, status_rate),
+      &ngx_http_momo_status_rate_bounds },
+
     { ngx_string("momo_pay"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
       ngx_http_momo_handler_directive,
@@ -419,7 +438,10 @@ ngx_http_momo_postconfiguration(ngx_conf_t *cf)
         }
     }
 
-    if (ngx_http_momo_check_routes(cf, mmcf) != NGX_OK) {
+    if (ngx_http_momo_check_routes(cf, mmcf) != NGX_OK
+        || ngx_http_momo_check_accounts(cf, mmcf) != NGX_OK
+        || ngx_http_momo_check_notify(cf, mmcf) != NGX_OK)
+    {
         return NGX_ERROR;
     }
 
@@ -550,6 +572,7 @@ ngx_http_momo_create_loc_conf(ngx_conf_t *cf)
     conf->callback_verify = NGX_CONF_UNSET;
     conf->check_payer = NGX_CONF_UNSET;
     conf->token_wait = NGX_CONF_UNSET_MSEC;
+    conf->status_rate = NGX_CONF_UNSET;
 
     return conf;
 }
@@ -588,6 +611,7 @@ ngx_http_momo_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_str_value(conf->notify, prev->notify, "");
     ngx_conf_merge_msec_value(conf->token_wait, prev->token_wait, 5000);
     ngx_conf_merge_value(conf->check_payer, prev->check_payer, 0);
+    ngx_conf_merge_value(conf->status_rate, prev->status_rate, 10);
 
     if (conf->handler == 0 || conf->handler == NGX_HTTP_MOMO_H_METRICS) {
         return NGX_CONF_OK;
@@ -616,6 +640,7 @@ ngx_http_momo_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     use->mlcf = conf;
     use->mscf = ngx_http_conf_get_module_srv_conf(cf, ngx_http_momo_module);
+    use->cscf = ngx_http_conf_get_module_srv_conf(cf, ngx_http_core_module);
 
     return ngx_http_momo_derive(cf, conf);
 }
@@ -1078,6 +1103,189 @@ ngx_http_momo_routable(ngx_conf_t *cf, ngx_str_t *base,
     }
 
     return NGX_DECLINED;
+}
+
+
+/*
+ * each account (API user, environment, base URL, product) takes one of the
+ * zone's token slots, for good
+ */
+
+static ngx_int_t
+ngx_http_momo_check_accounts(ngx_conf_t *cf, ngx_http_momo_main_conf_t *mmcf)
+{
+    ngx_str_t            *key, **seen;
+    ngx_uint_t            i, j, p, n;
+    ngx_http_momo_use_t  *use;
+
+    seen = ngx_palloc(cf->temp_pool, (NGX_HTTP_MOMO_ACCOUNTS + 1)
+                                     * sizeof(ngx_str_t *));
+    if (seen == NULL) {
+        return NGX_ERROR;
+    }
+
+    use = mmcf->accounts.elts;
+    n = 0;
+
+    for (i = 0; i < mmcf->accounts.nelts; i++) {
+        for (p = 0; p < NGX_HTTP_MOMO_PRODUCTS; p++) {
+            key = &use[i].mlcf->product[p].token_key;
+
+            if (key->len == 0) {
+                continue;
+            }
+
+            for (j = 0; j < n; j++) {
+                if (seen[j]->len == key->len
+                    && ngx_memcmp(seen[j]->data, key->data, key->len) == 0)
+                {
+                    break;
+                }
+            }
+
+            if (j < n) {
+                continue;
+            }
+
+            if (n == NGX_HTTP_MOMO_ACCOUNTS) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "the momo handler at %s:%ui uses MTN "
+                                   "account number %ui (API user, "
+                                   "environment, base URL and product); one "
+                                   "momo zone holds at most %d: use fewer "
+                                   "accounts in this configuration",
+                                   use[i].mlcf->handler_file,
+                                   use[i].mlcf->handler_line, n + 1,
+                                   NGX_HTTP_MOMO_ACCOUNTS);
+                return NGX_ERROR;
+            }
+
+            seen[n++] = key;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * momo_notify posts payment outcomes the application trusts: a location
+ * a client could reach would let anyone post fake ones.
+ */
+
+static ngx_int_t
+ngx_http_momo_check_notify(ngx_conf_t *cf, ngx_http_momo_main_conf_t *mmcf)
+{
+    ngx_str_t                 *uri;
+    ngx_uint_t                 i;
+    ngx_http_momo_use_t       *use;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    use = mmcf->accounts.elts;
+
+    for (i = 0; i < mmcf->accounts.nelts; i++) {
+        uri = &use[i].mlcf->notify;
+
+        if (uri->len == 0) {
+            continue;
+        }
+
+        clcf = ngx_http_momo_find_location(use[i].cscf, uri);
+
+        if (clcf != NULL && clcf->internal) {
+            continue;
+        }
+
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "momo_notify \"%V\" of the momo handler at "
+                           "%s:%ui %s: add an exact-match location with "
+                           "\"internal;\" for it, e.g. \"location = %V "
+                           "{ internal; proxy_pass ...; }\"",
+                           uri, use[i].mlcf->handler_file,
+                           use[i].mlcf->handler_line,
+                           clcf ? "is not an internal location"
+                                : "matches no location of its server",
+                           uri);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * The location of a server that a URI selects, as
+ * ngx_http_core_find_static_location() then the server's regular
+ * expressions would select it; nested locations are not searched.
+ */
+
+static ngx_http_core_loc_conf_t *
+ngx_http_momo_find_location(ngx_http_core_srv_conf_t *cscf, ngx_str_t *uri)
+{
+    u_char                         *s;
+    size_t                          len, n;
+    ngx_int_t                       rc;
+    ngx_http_core_loc_conf_t       *clcf, *found;
+    ngx_http_location_tree_node_t  *node;
+#if (NGX_PCRE)
+    ngx_http_core_loc_conf_t      **re;
+#endif
+
+    clcf = cscf->ctx->loc_conf[ngx_http_core_module.ctx_index];
+
+    s = uri->data;
+    len = uri->len;
+    found = NULL;
+    node = clcf->static_locations;
+
+    while (node != NULL) {
+        n = (len <= (size_t) node->len) ? len : node->len;
+
+        rc = ngx_filename_cmp(s, node->name, n);
+
+        if (rc != 0) {
+            node = (rc < 0) ? node->left : node->right;
+            continue;
+        }
+
+        if (len > (size_t) node->len) {
+            if (node->inclusive) {
+                found = node->inclusive;
+                node = node->tree;
+                s += n;
+                len -= n;
+                continue;
+            }
+
+            node = node->right;
+            continue;
+        }
+
+        if (len == (size_t) node->len) {
+            if (node->exact) {
+                return node->exact;
+            }
+
+            found = node->inclusive;
+            break;
+        }
+
+        node = node->left;
+    }
+
+#if (NGX_PCRE)
+
+    if ((found == NULL || !found->noregex) && clcf->regex_locations) {
+        for (re = clcf->regex_locations; *re; re++) {
+            if (ngx_regex_exec((*re)->regex->regex, uri, NULL, 0) >= 0) {
+                return *re;
+            }
+        }
+    }
+
+#endif
+
+    return found;
 }
 
 

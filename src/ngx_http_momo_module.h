@@ -22,6 +22,7 @@
 #define NGX_HTTP_MOMO_TOKEN_MAX         4096
 #define NGX_HTTP_MOMO_KEY_MAX           512
 #define NGX_HTTP_MOMO_UNPROCESSABLE     422
+#define NGX_HTTP_MOMO_ACCOUNTS          16      /* in one momo zone */
 
 
 /* the internal locations a momo handler calls, marked by "momo_leg" */
@@ -120,6 +121,7 @@ typedef struct {
     ngx_str_t                   notify;
     ngx_msec_t                  token_wait;
     ngx_flag_t                  check_payer;
+    ngx_int_t                   status_rate;    /* MTN status calls per s */
 
     /* derived at merge time */
     ngx_http_momo_product_t     product[NGX_HTTP_MOMO_PRODUCTS];
@@ -212,6 +214,8 @@ typedef struct {
     u_char                      external_id[64];
     u_char                      reason[64];
     u_char                      financial_transaction_id[64];
+
+    time_t                      checked_at;     /* MTN's last word on it */
 } ngx_http_momo_record_t;
 
 
@@ -285,6 +289,8 @@ typedef struct {
     ngx_atomic_t                cache_evictions;
     ngx_atomic_t                notify_ok;
     ngx_atomic_t                notify_failed;
+    ngx_atomic_t                budget_granted;
+    ngx_atomic_t                budget_refused;
 } ngx_http_momo_counters_t;
 
 
@@ -412,6 +418,8 @@ struct ngx_http_momo_ctx_s {
     unsigned                    token_retried:1;
     unsigned                    pay_fresh:1;    /* the payload is ours */
     unsigned                    pay_sent:1;     /* MTN may have our payload */
+    unsigned                    stale:1;        /* MTN was not asked */
+    unsigned                    over_budget:1;  /* ... for want of budget */
 };
 
 
@@ -478,6 +486,8 @@ ngx_int_t ngx_http_momo_record_query(ngx_shm_zone_t *zone, u_char *ref,
     ngx_http_momo_record_t *rec);
 void ngx_http_momo_record_unquery(ngx_shm_zone_t *zone, u_char *ref,
     ngx_uint_t serial);
+ngx_int_t ngx_http_momo_record_answer(ngx_shm_zone_t *zone,
+    ngx_http_momo_record_t *rec, ngx_uint_t query_lease);
 ngx_int_t ngx_http_momo_record_notify(ngx_shm_zone_t *zone, u_char *ref,
     ngx_msec_t lease, ngx_uint_t serial);
 void ngx_http_momo_record_notified(ngx_shm_zone_t *zone, u_char *ref,
@@ -491,6 +501,20 @@ void ngx_http_momo_ledger_end(ngx_shm_zone_t *zone, u_char *ref,
     ngx_uint_t state);
 ngx_int_t ngx_http_momo_ledger_resend(ngx_shm_zone_t *zone, u_char *ref,
     ngx_msec_t lease);
+/*
+ * ngx_http_momo_shm_budget.c: the status budget of an MTN account, shared
+ * by all workers.  "account" is the account's key in the zone (its
+ * product's token_key, the key of its token).  NGX_OK: one status query to
+ * MTN may be sent now, and is counted; NGX_BUSY: not within this second,
+ * do not call MTN (answer from the zone, or a retryable 503).  No window
+ * of 1.1 s ever holds more than "rate" grants (MTN counts per second; the
+ * margin is for the network).  "reserve" is how many grants of the
+ * window must stay for others after this one: 0 for
+ * clients (polls, callback verification); a background sweep passes a
+ * reserve, so that it uses only what the clients leave.  Never blocks.
+ */
+ngx_int_t ngx_http_momo_budget_take(ngx_shm_zone_t *zone,
+    ngx_str_t *account, ngx_uint_t rate, ngx_uint_t reserve);
 ngx_int_t ngx_http_momo_token_info(ngx_shm_zone_t *zone, ngx_uint_t i,
     time_t *expires_in, ngx_uint_t *gen);
 void ngx_http_momo_count_call(ngx_shm_zone_t *zone, ngx_uint_t leg,

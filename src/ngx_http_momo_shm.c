@@ -33,6 +33,7 @@ ngx_int_t
 ngx_http_momo_shm_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 {
     size_t                  len;
+    ngx_uint_t              i;
     ngx_slab_pool_t        *shpool;
     ngx_http_momo_shctx_t  *sh;
 
@@ -88,7 +89,9 @@ ngx_http_momo_shm_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     ngx_rbtree_init(&sh->rbtree, &sh->sentinel,
                     ngx_http_momo_rbtree_insert_value);
 
-    ngx_queue_init(&sh->queue);
+    for (i = 0; i < NGX_HTTP_MOMO_LRU_MAX; i++) {
+        ngx_queue_init(&sh->lru[i]);
+    }
 
     ngx_http_momo_ledger_init(sh);
 

@@ -4,8 +4,9 @@
  *
  * The layout of the momo shared zone, shared by the files that work
  * under its lock: ngx_http_momo_shm.c (the zone, counters, leases),
- * ngx_http_momo_shm_token.c (access tokens) and
- * ngx_http_momo_shm_record.c (payment records).
+ * ngx_http_momo_shm_token.c (access tokens),
+ * ngx_http_momo_shm_record.c (payment records) and
+ * ngx_http_momo_shm_budget.c (the status budget of each account).
  */
 
 
@@ -23,9 +24,24 @@
 #define NGX_HTTP_MOMO_SHM_MAGIC    0x6f6d6f6d    /* "momo" */
 #define NGX_HTTP_MOMO_SHM_VERSION  2
 
-#define NGX_HTTP_MOMO_TOKENS       16    /* accounts (key) per zone */
+#define NGX_HTTP_MOMO_TOKENS       NGX_HTTP_MOMO_ACCOUNTS
 #define NGX_HTTP_MOMO_BACKOFF      1000  /* ms after a failed refresh */
 #define NGX_HTTP_MOMO_EVICT        4     /* records freed per attempt */
+#define NGX_HTTP_MOMO_PROBES       64    /* references nobody issued */
+
+
+/*
+ * The order in which records leave a full zone: first those nothing waits
+ * for, last the payments whose outcome is still to come.  Each has its
+ * own LRU queue.
+ */
+
+typedef enum {
+    NGX_HTTP_MOMO_LRU_DONE = 0,         /* final and notified, or void */
+    NGX_HTTP_MOMO_LRU_UNNOTIFIED,       /* final, the application not told */
+    NGX_HTTP_MOMO_LRU_PENDING,          /* issued, no final status yet */
+    NGX_HTTP_MOMO_LRU_MAX
+} ngx_http_momo_lru_e;
 
 
 typedef struct {
@@ -54,7 +70,7 @@ typedef struct {
 
 typedef struct {
     ngx_rbtree_node_t           node;           /* key: crc32 of the ref */
-    ngx_queue_t                 queue;          /* LRU, newest first */
+    ngx_queue_t                 queue;          /* in its lru[], newest first */
 
     ngx_msec_t                  query_until;
     ngx_msec_t                  last_query;
@@ -73,6 +89,36 @@ typedef struct {
 } ngx_http_momo_node_t;
 
 
+/*
+ * A status query for a reference the zone has no record of: MTN's answer
+ * (404, or none) is kept here, in a small ring, so that such references
+ * get the once-a-second limit without taking a payment's room.
+ */
+
+typedef struct {
+    u_char                      ref[NGX_HTTP_MOMO_UUID_LEN];
+    u_char                      state;          /* ngx_http_momo_state_e */
+    u_char                      queried;        /* last_query is set */
+    ngx_pid_t                   query_pid;
+    ngx_uint_t                  query_serial;
+    ngx_msec_t                  query_until;
+    ngx_msec_t                  last_query;
+    time_t                      checked_at;
+} ngx_http_momo_probe_t;
+
+
+/* the times of an account's last status grants, a ring of "size" */
+
+typedef struct {
+    ngx_uint_t                  size;
+    ngx_uint_t                  n;              /* grants held, <= size */
+    ngx_uint_t                  next;           /* where the next one goes */
+    size_t                      key_len;
+    u_char                      key[NGX_HTTP_MOMO_KEY_MAX];
+    ngx_msec_t                  grant[1];
+} ngx_http_momo_budget_t;
+
+
 typedef struct {
     ngx_uint_t                  magic;
     ngx_uint_t                  version;
@@ -80,7 +126,10 @@ typedef struct {
 
     ngx_rbtree_t                rbtree;
     ngx_rbtree_node_t           sentinel;
-    ngx_queue_t                 queue;
+    ngx_queue_t                 lru[NGX_HTTP_MOMO_LRU_MAX];
+
+    ngx_http_momo_probe_t       probes[NGX_HTTP_MOMO_PROBES];
+    ngx_uint_t                  probe_next;
 
     /* refunds and payouts, and payments' refund totals: never evicted */
     ngx_rbtree_t                ledger;
@@ -88,6 +137,7 @@ typedef struct {
 
     /* filled in order and never freed: the first NULL ends the table */
     ngx_http_momo_token_t      *tokens[NGX_HTTP_MOMO_TOKENS];
+    ngx_http_momo_budget_t     *budgets[NGX_HTTP_MOMO_TOKENS];
 
     ngx_http_momo_counters_t    counters;
 } ngx_http_momo_shctx_t;

@@ -3,8 +3,13 @@
  * Copyright (C) The ngx_http_momo_module developers
  *
  * Payment records in the momo zone: an rbtree keyed by the reference
- * id, an LRU queue for eviction, and the status-query, notify and
+ * id, LRU queues for eviction, and the status-query, notify and
  * payment-in-flight leases.
+ *
+ * Only the gateway's own payments (momo_pay) and payments MTN reports a
+ * status of get a record: a status query for any other reference, the
+ * kind a client can make up by the thousand, keeps its outcome in a
+ * small ring of probes instead, and never evicts a payment.
  */
 
 
@@ -17,6 +22,12 @@
 
 static ngx_http_momo_node_t *ngx_http_momo_record_lock(ngx_shm_zone_t *zone,
     u_char *ref, ngx_http_momo_shctx_t **shp, ngx_slab_pool_t **shpool);
+static ngx_int_t ngx_http_momo_record_store(ngx_shm_zone_t *zone,
+    ngx_http_momo_record_t *rec, ngx_uint_t query_lease, time_t checked_at);
+static ngx_uint_t ngx_http_momo_record_same(ngx_http_momo_record_t *a,
+    ngx_http_momo_record_t *b);
+static void ngx_http_momo_record_payload(ngx_http_momo_record_t *dst,
+    ngx_http_momo_record_t *src);
 static ngx_http_momo_node_t *ngx_http_momo_record_lookup(
     ngx_http_momo_shctx_t *sh, u_char *ref, uint32_t hash);
 static ngx_http_momo_node_t *ngx_http_momo_record_create(
@@ -24,13 +35,19 @@ static ngx_http_momo_node_t *ngx_http_momo_record_create(
     uint32_t hash);
 static void ngx_http_momo_record_touch(ngx_http_momo_shctx_t *sh,
     ngx_http_momo_node_t *mn);
+static ngx_uint_t ngx_http_momo_record_lru(ngx_http_momo_record_t *rec);
+static ngx_uint_t ngx_http_momo_record_evict(ngx_http_momo_shctx_t *sh,
+    ngx_slab_pool_t *shpool, ngx_queue_t *lru, ngx_msec_t now);
+static ngx_http_momo_probe_t *ngx_http_momo_probe_lookup(
+    ngx_http_momo_shctx_t *sh, u_char *ref);
+static ngx_int_t ngx_http_momo_probe_query(ngx_http_momo_shctx_t *sh,
+    u_char *ref, ngx_msec_t lease, ngx_uint_t serial, ngx_msec_t interval,
+    ngx_http_momo_record_t *rec);
+static void ngx_http_momo_probe_answer(ngx_http_momo_shctx_t *sh,
+    ngx_http_momo_record_t *rec, ngx_uint_t serial, time_t checked_at);
 static void ngx_http_momo_record_free(ngx_http_momo_shctx_t *sh,
     ngx_slab_pool_t *shpool, ngx_http_momo_node_t *mn);
 static void ngx_http_momo_record_merge(ngx_http_momo_record_t *dst,
-    ngx_http_momo_record_t *src);
-static ngx_uint_t ngx_http_momo_record_same(ngx_http_momo_record_t *a,
-    ngx_http_momo_record_t *b);
-static void ngx_http_momo_record_payload(ngx_http_momo_record_t *dst,
     ngx_http_momo_record_t *src);
 static void ngx_http_momo_record_field(u_char *dst, u_char *dst_len,
     u_char *src, u_char src_len, size_t size, ngx_uint_t keep);
@@ -81,6 +98,27 @@ ngx_int_t
 ngx_http_momo_record_update(ngx_shm_zone_t *zone,
     ngx_http_momo_record_t *rec, ngx_uint_t query_lease)
 {
+    return ngx_http_momo_record_store(zone, rec, query_lease, 0);
+}
+
+
+/*
+ * MTN's answer to a status query: stored with the time it was given, and
+ * the query lease released.
+ */
+
+ngx_int_t
+ngx_http_momo_record_answer(ngx_shm_zone_t *zone, ngx_http_momo_record_t *rec,
+    ngx_uint_t query_lease)
+{
+    return ngx_http_momo_record_store(zone, rec, query_lease, ngx_time());
+}
+
+
+static ngx_int_t
+ngx_http_momo_record_store(ngx_shm_zone_t *zone, ngx_http_momo_record_t *rec,
+    ngx_uint_t query_lease, time_t checked_at)
+{
     uint32_t                hash;
     ngx_slab_pool_t        *shpool;
     ngx_http_momo_node_t   *mn;
@@ -97,6 +135,16 @@ ngx_http_momo_record_update(ngx_shm_zone_t *zone,
 
     mn = ngx_http_momo_record_lookup(sh, rec->reference_id, hash);
 
+    if (mn == NULL && query_lease) {
+        ngx_http_momo_probe_answer(sh, rec, query_lease, checked_at);
+
+        if (ngx_http_momo_record_lru(rec) == NGX_HTTP_MOMO_LRU_DONE) {
+            /* the query found nothing to keep: not a payment of ours */
+            ngx_shmtx_unlock(&shpool->mutex);
+            return NGX_OK;
+        }
+    }
+
     if (mn == NULL) {
         mn = ngx_http_momo_record_create(sh, shpool, rec->reference_id,
                                          hash);
@@ -104,12 +152,10 @@ ngx_http_momo_record_update(ngx_shm_zone_t *zone,
             ngx_shmtx_unlock(&shpool->mutex);
             goto failed;
         }
-
-    } else {
-        ngx_http_momo_record_touch(sh, mn);
     }
 
     ngx_http_momo_record_merge(&mn->rec, rec);
+    ngx_http_momo_record_touch(sh, mn);
 
     if (mn->rec.kind == NGX_HTTP_MOMO_KIND_REFUND
         && mn->rec.state == NGX_HTTP_MOMO_ST_FAILED)
@@ -127,6 +173,10 @@ ngx_http_momo_record_update(ngx_shm_zone_t *zone,
 
         mn->last_query = ngx_current_msec;
         mn->queried = 1;
+    }
+
+    if (checked_at) {
+        mn->rec.checked_at = checked_at;
     }
 
     *rec = mn->rec;
@@ -220,6 +270,8 @@ ngx_http_momo_record_claim(ngx_shm_zone_t *zone, ngx_http_momo_record_t *rec,
         rc = NGX_OK;
     }
 
+    ngx_http_momo_record_touch(sh, mn);
+
     if (rc == NGX_OK) {
         mn->pay_pid = ngx_pid;
         mn->pay_until = now + lease;
@@ -269,6 +321,7 @@ ngx_http_momo_record_release(ngx_shm_zone_t *zone, u_char *ref,
             mn->rec.currency_len = 0;
             mn->rec.phone_len = 0;
             mn->rec.external_id_len = 0;
+            ngx_http_momo_record_touch(sh, mn);
         }
     }
 
@@ -282,6 +335,7 @@ ngx_http_momo_record_query(ngx_shm_zone_t *zone, u_char *ref,
     ngx_http_momo_record_t *rec)
 {
     uint32_t                   hash;
+    ngx_int_t                  rc;
     ngx_msec_t                 now;
     ngx_uint_t                 recent;
     ngx_slab_pool_t           *shpool;
@@ -304,13 +358,13 @@ ngx_http_momo_record_query(ngx_shm_zone_t *zone, u_char *ref,
     mn = ngx_http_momo_record_lookup(sh, ref, hash);
 
     if (mn == NULL) {
-        mn = ngx_http_momo_record_create(sh, shpool, ref, hash);
-        if (mn == NULL) {
-            ngx_shmtx_unlock(&shpool->mutex);
-            goto failed;
-        }
+        rc = ngx_http_momo_probe_query(sh, ref, lease, serial, interval,
+                                       rec);
+        ngx_shmtx_unlock(&shpool->mutex);
 
-        goto lease;
+        (void) ngx_atomic_fetch_add(rc == NGX_DONE ? &c->cache_hits
+                                                   : &c->cache_misses, 1);
+        return rc;
     }
 
     ngx_http_momo_record_touch(sh, mn);
@@ -334,11 +388,9 @@ ngx_http_momo_record_query(ngx_shm_zone_t *zone, u_char *ref,
         return NGX_BUSY;
     }
 
-lease:
-
     mn->query_pid = ngx_pid;
-    mn->query_serial = serial;
     mn->query_until = now + lease;
+    mn->query_serial = serial;
 
     *rec = mn->rec;
 
@@ -347,18 +399,13 @@ lease:
     (void) ngx_atomic_fetch_add(&c->cache_misses, 1);
 
     return NGX_OK;
-
-failed:
-
-    ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
-                  "momo: no memory in momo zone \"%V\" for payment \"%*s\"",
-                  &zone->shm.name, (size_t) NGX_HTTP_MOMO_UUID_LEN, ref);
-
-    return NGX_ERROR;
 }
 
 
-/* a status query that ended without MTN's answer: the next one asks */
+/*
+ * a status query that ended without MTN's answer, or was not sent: the
+ * next one asks
+ */
 
 void
 ngx_http_momo_record_unquery(ngx_shm_zone_t *zone, u_char *ref,
@@ -366,6 +413,7 @@ ngx_http_momo_record_unquery(ngx_shm_zone_t *zone, u_char *ref,
 {
     ngx_slab_pool_t        *shpool;
     ngx_http_momo_node_t   *mn;
+    ngx_http_momo_probe_t  *pr;
     ngx_http_momo_shctx_t  *sh;
 
     mn = ngx_http_momo_record_lock(zone, ref, &sh, &shpool);
@@ -378,6 +426,14 @@ ngx_http_momo_record_unquery(ngx_shm_zone_t *zone, u_char *ref,
         && ngx_http_momo_lease_owned(mn->query_pid, mn->query_serial, serial))
     {
         mn->query_pid = 0;
+    }
+
+    pr = ngx_http_momo_probe_lookup(sh, ref);
+
+    if (pr != NULL
+        && ngx_http_momo_lease_owned(pr->query_pid, pr->query_serial, serial))
+    {
+        pr->query_pid = 0;
     }
 
     ngx_shmtx_unlock(&shpool->mutex);
@@ -464,6 +520,10 @@ ngx_http_momo_record_notified(ngx_shm_zone_t *zone, u_char *ref,
         if (!ok) {
             mn->rec.notified = 0;
         }
+    }
+
+    if (mn != NULL) {
+        ngx_http_momo_record_touch(sh, mn);     /* its LRU may change */
     }
 
     ngx_shmtx_unlock(&shpool->mutex);
@@ -556,9 +616,10 @@ ngx_http_momo_record_create(ngx_http_momo_shctx_t *sh,
     mn->node.key = hash;
     ngx_memcpy(mn->rec.reference_id, ref, NGX_HTTP_MOMO_UUID_LEN);
     mn->rec.state = NGX_HTTP_MOMO_ST_UNKNOWN;
+    mn->rec.checked_at = ngx_time();
 
     ngx_rbtree_insert(&sh->rbtree, &mn->node);
-    ngx_queue_insert_head(&sh->queue, &mn->queue);
+    ngx_queue_insert_head(&sh->lru[NGX_HTTP_MOMO_LRU_DONE], &mn->queue);
 
     return mn;
 }
@@ -569,30 +630,86 @@ ngx_http_momo_record_touch(ngx_http_momo_shctx_t *sh,
     ngx_http_momo_node_t *mn)
 {
     ngx_queue_remove(&mn->queue);
-    ngx_queue_insert_head(&sh->queue, &mn->queue);
+    ngx_queue_insert_head(&sh->lru[ngx_http_momo_record_lru(&mn->rec)],
+                          &mn->queue);
+}
+
+
+static ngx_uint_t
+ngx_http_momo_record_lru(ngx_http_momo_record_t *rec)
+{
+    if (ngx_http_momo_state_final(rec->state)) {
+        return (rec->notified == 2) ? NGX_HTTP_MOMO_LRU_DONE
+                                    : NGX_HTTP_MOMO_LRU_UNNOTIFIED;
+    }
+
+    if (rec->state == NGX_HTTP_MOMO_ST_NOT_FOUND
+        || (!rec->accepted && rec->amount_len == 0
+            && rec->state == NGX_HTTP_MOMO_ST_UNKNOWN))
+    {
+        return NGX_HTTP_MOMO_LRU_DONE;
+    }
+
+    return NGX_HTTP_MOMO_LRU_PENDING;
 }
 
 
 /*
  * Frees up to NGX_HTTP_MOMO_EVICT of the least recently used records that
- * nobody is querying or notifying.  When every record has a live lease,
- * the oldest goes anyway: its holder's later update re-creates it.
+ * nobody is querying or notifying, from the first queue that has any:
+ * settled payments go before un-notified ones, and those before pending
+ * ones.  When every record has a live lease, the oldest of the first
+ * non-empty queue goes anyway: its holder's later update re-creates it.
  */
 
 ngx_uint_t
 ngx_http_momo_record_expire(ngx_http_momo_shctx_t *sh,
     ngx_slab_pool_t *shpool)
 {
-    ngx_uint_t             n;
+    ngx_uint_t             i, n;
     ngx_msec_t             now;
-    ngx_queue_t           *q, *prev;
+    ngx_queue_t           *q;
     ngx_http_momo_node_t  *mn;
 
     now = ngx_current_msec;
     n = 0;
 
-    for (q = ngx_queue_last(&sh->queue);
-         q != ngx_queue_sentinel(&sh->queue) && n < NGX_HTTP_MOMO_EVICT;
+    for (i = 0; i < NGX_HTTP_MOMO_LRU_MAX && n == 0; i++) {
+        n = ngx_http_momo_record_evict(sh, shpool, &sh->lru[i], now);
+    }
+
+    for (i = 0; i < NGX_HTTP_MOMO_LRU_MAX && n == 0; i++) {
+        if (ngx_queue_empty(&sh->lru[i])) {
+            continue;
+        }
+
+        q = ngx_queue_last(&sh->lru[i]);
+        mn = ngx_queue_data(q, ngx_http_momo_node_t, queue);
+
+        ngx_http_momo_record_free(sh, shpool, mn);
+        n++;
+    }
+
+    if (n) {
+        (void) ngx_atomic_fetch_add(&sh->counters.cache_evictions, n);
+    }
+
+    return n;
+}
+
+
+static ngx_uint_t
+ngx_http_momo_record_evict(ngx_http_momo_shctx_t *sh,
+    ngx_slab_pool_t *shpool, ngx_queue_t *lru, ngx_msec_t now)
+{
+    ngx_uint_t             n;
+    ngx_queue_t           *q, *prev;
+    ngx_http_momo_node_t  *mn;
+
+    n = 0;
+
+    for (q = ngx_queue_last(lru);
+         q != ngx_queue_sentinel(lru) && n < NGX_HTTP_MOMO_EVICT;
          q = prev)
     {
         prev = ngx_queue_prev(q);
@@ -610,19 +727,101 @@ ngx_http_momo_record_expire(ngx_http_momo_shctx_t *sh,
         n++;
     }
 
-    if (n == 0 && !ngx_queue_empty(&sh->queue)) {
-        q = ngx_queue_last(&sh->queue);
-        mn = ngx_queue_data(q, ngx_http_momo_node_t, queue);
-
-        ngx_http_momo_record_free(sh, shpool, mn);
-        n++;
-    }
-
-    if (n) {
-        (void) ngx_atomic_fetch_add(&sh->counters.cache_evictions, n);
-    }
-
     return n;
+}
+
+
+static ngx_http_momo_probe_t *
+ngx_http_momo_probe_lookup(ngx_http_momo_shctx_t *sh, u_char *ref)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; i < NGX_HTTP_MOMO_PROBES; i++) {
+        if (ngx_memcmp(sh->probes[i].ref, ref, NGX_HTTP_MOMO_UUID_LEN) == 0) {
+            return &sh->probes[i];
+        }
+    }
+
+    return NULL;
+}
+
+
+/*
+ * record_query for a reference without a record: the same answers
+ * (NGX_DONE with the last outcome within the interval, NGX_BUSY while
+ * another query is out, NGX_OK with the lease), from the probe ring; a
+ * new reference takes the oldest probe's place.
+ */
+
+static ngx_int_t
+ngx_http_momo_probe_query(ngx_http_momo_shctx_t *sh, u_char *ref,
+    ngx_msec_t lease, ngx_uint_t serial, ngx_msec_t interval,
+    ngx_http_momo_record_t *rec)
+{
+    ngx_msec_t              now;
+    ngx_http_momo_probe_t  *pr;
+
+    now = ngx_current_msec;
+
+    ngx_memzero(rec, sizeof(ngx_http_momo_record_t));
+    ngx_memcpy(rec->reference_id, ref, NGX_HTTP_MOMO_UUID_LEN);
+    rec->state = NGX_HTTP_MOMO_ST_UNKNOWN;
+
+    pr = ngx_http_momo_probe_lookup(sh, ref);
+
+    if (pr == NULL) {
+        pr = &sh->probes[sh->probe_next++ % NGX_HTTP_MOMO_PROBES];
+
+        ngx_memzero(pr, sizeof(ngx_http_momo_probe_t));
+        ngx_memcpy(pr->ref, ref, NGX_HTTP_MOMO_UUID_LEN);
+
+    } else {
+        rec->state = pr->state;
+        rec->checked_at = pr->checked_at;
+
+        if (pr->queried
+            && (ngx_msec_int_t) (now - pr->last_query)
+               < (ngx_msec_int_t) interval)
+        {
+            return NGX_DONE;
+        }
+
+        if (ngx_http_momo_lease_live(pr->query_pid, pr->query_until, now)) {
+            return NGX_BUSY;
+        }
+    }
+
+    pr->query_pid = ngx_pid;
+    pr->query_until = now + lease;
+    pr->query_serial = serial;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_momo_probe_answer(ngx_http_momo_shctx_t *sh,
+    ngx_http_momo_record_t *rec, ngx_uint_t serial, time_t checked_at)
+{
+    ngx_http_momo_probe_t  *pr;
+
+    pr = ngx_http_momo_probe_lookup(sh, rec->reference_id);
+
+    if (pr == NULL) {
+        return;             /* its place was taken meanwhile */
+    }
+
+    if (ngx_http_momo_lease_owned(pr->query_pid, pr->query_serial, serial)) {
+        pr->query_pid = 0;
+    }
+
+    pr->queried = 1;
+    pr->last_query = ngx_current_msec;
+
+    if (checked_at) {
+        pr->state = rec->state;
+        pr->checked_at = checked_at;
+    }
 }
 
 
@@ -699,6 +898,23 @@ ngx_http_momo_record_merge(ngx_http_momo_record_t *dst,
 }
 
 
+static void
+ngx_http_momo_record_field(u_char *dst, u_char *dst_len, u_char *src,
+    u_char src_len, size_t size, ngx_uint_t keep)
+{
+    if (src_len == 0 || (keep && *dst_len != 0)) {
+        return;
+    }
+
+    if (src_len > size) {
+        src_len = (u_char) size;
+    }
+
+    ngx_memcpy(dst, src, src_len);
+    *dst_len = src_len;
+}
+
+
 /* the payload an Idempotency-Key stands for */
 
 static ngx_uint_t
@@ -726,23 +942,6 @@ ngx_http_momo_record_payload(ngx_http_momo_record_t *dst,
     dst->phone_len = src->phone_len;
     ngx_memcpy(dst->external_id, src->external_id, src->external_id_len);
     dst->external_id_len = src->external_id_len;
-}
-
-
-static void
-ngx_http_momo_record_field(u_char *dst, u_char *dst_len, u_char *src,
-    u_char src_len, size_t size, ngx_uint_t keep)
-{
-    if (src_len == 0 || (keep && *dst_len != 0)) {
-        return;
-    }
-
-    if (src_len > size) {
-        src_len = (u_char) size;
-    }
-
-    ngx_memcpy(dst, src, src_len);
-    *dst_len = src_len;
 }
 
 

@@ -7,6 +7,11 @@
  * once a second per reference, whatever the number of workers and
  * clients: one query holds the record's lease, the others wait for its
  * answer.  The query is shared with momo_callback's verification.
+ *
+ * Every query also spends one unit of its account's status budget
+ * (momo_status_rate, shared by all workers).  Over budget, MTN is not
+ * asked: the answer is the zone's, with its age, or a retryable 503 when
+ * the zone knows nothing of the payment yet.
  */
 
 
@@ -25,13 +30,18 @@ static ngx_int_t ngx_http_momo_status_answer(ngx_http_request_t *r,
     ngx_http_momo_ctx_t *ctx);
 static ngx_int_t ngx_http_momo_status_finish(ngx_http_request_t *r,
     ngx_http_momo_ctx_t *ctx);
+static ngx_int_t ngx_http_momo_status_stale(ngx_http_request_t *r,
+    ngx_http_momo_ctx_t *ctx);
+static ngx_int_t ngx_http_momo_query_stale(ngx_http_request_t *r,
+    ngx_http_momo_ctx_t *ctx);
 static ngx_int_t ngx_http_momo_query_step(ngx_http_request_t *r,
     ngx_http_momo_ctx_t *ctx);
 static ngx_int_t ngx_http_momo_query_send(ngx_http_request_t *r,
     ngx_http_momo_ctx_t *ctx);
 static ngx_int_t ngx_http_momo_query_done(ngx_http_request_t *r,
     ngx_http_momo_ctx_t *ctx);
-static ngx_int_t ngx_http_momo_query_record(ngx_http_momo_ctx_t *ctx);
+static ngx_int_t ngx_http_momo_query_record(ngx_http_momo_ctx_t *ctx,
+    ngx_uint_t answered);
 static ngx_int_t ngx_http_momo_query_failed(ngx_http_request_t *r,
     ngx_http_momo_ctx_t *ctx, ngx_http_momo_mtn_body_t *b);
 
@@ -120,7 +130,33 @@ ngx_http_momo_status_answer(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
         return ngx_http_momo_reply_error(r, &err);
     }
 
-    rc = ngx_http_momo_reply_payment(r, ctx, NGX_HTTP_OK);
+    if (ctx->rec.state == NGX_HTTP_MOMO_ST_UNKNOWN) {
+
+        /* nothing proves a status: never "success" */
+
+        if (ctx->over_budget) {
+            ngx_http_momo_error_set(&err, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                    "STATUS_RATE_LIMITED",
+                                    "the status queries MTN allows for "
+                                    "this second are used; ask again");
+        } else {
+            ngx_http_momo_error_set(&err, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                    "STATUS_UNKNOWN",
+                                    "MTN's status of this payment is not "
+                                    "known yet; ask again");
+        }
+
+        err.retryable = 1;
+
+        return ngx_http_momo_fail(r, ctx, &err, 0);
+    }
+
+    if (ctx->stale) {
+        rc = ngx_http_momo_status_stale(r, ctx);
+
+    } else {
+        rc = ngx_http_momo_reply_payment(r, ctx, NGX_HTTP_OK);
+    }
 
     if (rc == NGX_ERROR || rc > NGX_OK) {
         return rc;
@@ -131,6 +167,68 @@ ngx_http_momo_status_answer(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
     ngx_http_momo_detach(r, ctx);
 
     return ngx_http_momo_notify(r, ctx, ngx_http_momo_status_finish);
+}
+
+
+/*
+ * The zone's status when MTN could not be asked now: as the usual answer,
+ * plus "checked_at" (when MTN last gave it, ISO 8601 UTC) and "age" (in
+ * seconds), and an Age header, as a cache would.
+ */
+
+static ngx_int_t
+ngx_http_momo_status_stale(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
+{
+    u_char                     *p;
+    time_t                      age;
+    ngx_tm_t                    tm;
+    ngx_str_t                   age_str;
+    ngx_uint_t                  n;
+    ngx_http_momo_json_field_t  f[10];
+
+    age = ngx_time() - ctx->rec.checked_at;
+
+    if (age < 0) {
+        age = 0;
+    }
+
+    p = ngx_pnalloc(r->pool, NGX_TIME_T_LEN + sizeof("1970-01-01T00:00:00Z"));
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    age_str.data = p;
+    age_str.len = ngx_sprintf(p, "%T", age) - p;
+
+    p += age_str.len;
+    ngx_gmtime(ctx->rec.checked_at, &tm);
+
+    ctx->status = *ngx_http_momo_state_name(ctx->rec.state);
+
+    ngx_str_set(&f[0].key, "success");
+    ngx_str_set(&f[0].value, "true");
+    f[0].type = NGX_HTTP_MOMO_JSON_RAW;
+
+    n = 1 + ngx_http_momo_record_fields(ctx, &f[1]);
+
+    ngx_str_set(&f[n].key, "checked_at");
+    f[n].value.data = p;
+    f[n].value.len = ngx_sprintf(p, "%4d-%02d-%02dT%02d:%02d:%02dZ",
+                                 tm.ngx_tm_year, tm.ngx_tm_mon,
+                                 tm.ngx_tm_mday, tm.ngx_tm_hour,
+                                 tm.ngx_tm_min, tm.ngx_tm_sec)
+                     - p;
+    f[n++].type = NGX_HTTP_MOMO_JSON_STRING;
+
+    ngx_str_set(&f[n].key, "age");
+    f[n].value = age_str;
+    f[n++].type = NGX_HTTP_MOMO_JSON_RAW;
+
+    if (ngx_http_momo_header(r, "Age", &age_str) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_momo_reply(r, NGX_HTTP_OK, f, n);
 }
 
 
@@ -155,6 +253,8 @@ ngx_http_momo_query(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx,
 {
     ctx->after_query = next;
     ctx->deadline = 0;
+    ctx->stale = 0;
+    ctx->over_budget = 0;
 
     return ngx_http_momo_query_step(r, ctx);
 }
@@ -195,9 +295,7 @@ ngx_http_momo_query_step(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
 
         /* the other query is slow: answer with what the zone knows */
 
-        (void) ngx_http_momo_record_get(mmcf->shm_zone,
-                                        ctx->reference_id.data, &ctx->rec);
-        return ctx->after_query(r, ctx);
+        return ngx_http_momo_query_stale(r, ctx);
 
     default:
         return NGX_ERROR;
@@ -206,8 +304,33 @@ ngx_http_momo_query_step(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
 
 
 static ngx_int_t
+ngx_http_momo_query_stale(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
+{
+    (void) ngx_http_momo_record_get(ctx->zone, ctx->reference_id.data,
+                                    &ctx->rec);
+    ctx->stale = 1;
+
+    return ctx->after_query(r, ctx);
+}
+
+
+/* the budget is spent when the query leaves, the token in hand */
+
+static ngx_int_t
 ngx_http_momo_query_send(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
 {
+    if (ngx_http_momo_budget_take(ctx->zone, &ctx->product->token_key,
+                                  ctx->mlcf->status_rate, 0)
+        != NGX_OK)
+    {
+        ngx_http_momo_record_unquery(ctx->zone, ctx->reference_id.data,
+                                     ctx->query_lease);
+        ctx->query_lease = 0;
+        ctx->over_budget = 1;
+
+        return ngx_http_momo_query_stale(r, ctx);
+    }
+
     return ngx_http_momo_status_call(r, ctx, ngx_http_momo_query_done);
 }
 
@@ -244,6 +367,7 @@ ngx_http_momo_status_call(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx,
 static ngx_int_t
 ngx_http_momo_query_done(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
 {
+    ngx_uint_t                 answered;
     ngx_http_momo_call_t      *call;
     ngx_http_momo_mtn_body_t   b;
 
@@ -263,7 +387,7 @@ ngx_http_momo_query_done(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
         ngx_http_momo_record_from_mtn(&ctx->rec, &b);
         ctx->rec.accepted = 1;
 
-        if (ngx_http_momo_query_record(ctx) != NGX_OK) {
+        if (ngx_http_momo_query_record(ctx, 1) != NGX_OK) {
             return NGX_ERROR;
         }
 
@@ -273,11 +397,13 @@ ngx_http_momo_query_done(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
     if (call->status == NGX_HTTP_NOT_FOUND) {
         /* just after a 202, MTN may not show the payment yet */
 
-        if (!ctx->rec.accepted) {
+        answered = !ctx->rec.accepted;
+
+        if (answered) {
             ctx->rec.state = NGX_HTTP_MOMO_ST_NOT_FOUND;
         }
 
-        if (ngx_http_momo_query_record(ctx) != NGX_OK) {
+        if (ngx_http_momo_query_record(ctx, answered) != NGX_OK) {
             return NGX_ERROR;
         }
 
@@ -291,7 +417,7 @@ ngx_http_momo_query_done(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
         ctx->query_lease = 0;
 
     } else {
-        (void) ngx_http_momo_query_record(ctx);
+        (void) ngx_http_momo_query_record(ctx, 0);
     }
 
     if (call->status == NGX_HTTP_UNAUTHORIZED && b.status_code == -1) {
@@ -302,15 +428,22 @@ ngx_http_momo_query_done(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
 }
 
 
-/* MTN's answer, or its absence, ends the query lease */
+/*
+ * MTN's answer, or its absence, ends the query lease; "answered": MTN
+ * gave a status (or said it has none), which dates the record
+ */
 
 static ngx_int_t
-ngx_http_momo_query_record(ngx_http_momo_ctx_t *ctx)
+ngx_http_momo_query_record(ngx_http_momo_ctx_t *ctx, ngx_uint_t answered)
 {
     ngx_uint_t  lease;
 
     lease = ctx->query_lease;
     ctx->query_lease = 0;
+
+    if (answered) {
+        return ngx_http_momo_record_answer(ctx->zone, &ctx->rec, lease);
+    }
 
     return ngx_http_momo_record_update(ctx->zone, &ctx->rec, lease);
 }

@@ -395,7 +395,9 @@ $}]
 === TEST 12: a callback that MTN's status does not confirm yet notifies nothing; the next one that it confirms notifies once
 MTN has been seen to call back with a final status while its status
 query still says PENDING (momo-api.md, section 5): the first
-verification here gets PENDING, the duplicate callback's gets the truth.
+verification here gets PENDING; the duplicate callback's verification
+obeys the once-a-second limit per reference, and the recheck two seconds
+later gets the truth.
 --- init
 t::MomoTest::emu_post('/_emu/config', '{"callback_duplicate": true}');
 t::MomoTest::emu_post('/_emu/faults', '{"method": "GET", "path": "/collection/v1_0/requesttopay/", "status": 200, "content_type": "application/json", "body": "{\"externalId\":\"order-1\",\"amount\":\"100\",\"currency\":\"EUR\",\"payer\":{\"partyIdType\":\"MSISDN\",\"partyId\":\"56733123453\"},\"status\":\"PENDING\"}", "times": 1}');
@@ -415,7 +417,7 @@ Content-Type: application/json
 ["POST /api/payments/mtn-momo\n" . t::MomoTest::pay_json(),
  "GET /emu/callbacks",
  "GET /emu/requests"]
---- wait: 0.6
+--- wait: 3
 --- response_body_filters eval
 \&t::MomoFlow::canon
 --- response_body_like eval
