@@ -8,7 +8,6 @@
 use t::MomoTest;
 use t::MomoFlow;
 use JSON::PP qw(decode_json);
-use Digest::SHA qw(hmac_sha256);
 
 use_hup();
 $t::MomoTest::KeepZone = 1;
@@ -17,15 +16,8 @@ plan 'no_plan';
 
 our $CallbackUrl;
 
-# the reference id of Idempotency-Key rotate-1: HMAC-SHA256 of "user|key"
-# with the callback secret, as a UUID v4 (t/070 checks the derivation)
-our $Ref = do {
-    my @b = unpack 'C16', hmac_sha256("$t::MomoTest::ApiUser|rotate-1",
-                                      $t::MomoTest::CallbackSecret);
-    $b[6] = ($b[6] & 0x0f) | 0x40;
-    $b[8] = ($b[8] & 0x3f) | 0x80;
-    join '-', unpack 'A8 A4 A4 A4 A12', join '', map { sprintf '%02x', $_ } @b;
-};
+# the reference id of Idempotency-Key rotate-1
+our $Ref = t::MomoFlow::key_ref('rotate-1');
 
 sub env_text ($) {
     my ($key) = @_;

@@ -17,6 +17,9 @@ package t::MomoFlow;
 #                     block, for a block that goes on where it ended.
 #   fixed_ref         such a reference id: fixed_ref(1) is
 #                     00000001-0000-4000-8000-000000000001.
+#   key_ref           the reference id the module derives from an
+#                     Idempotency-Key: HMAC-SHA256 of "API user|key" with
+#                     the callback secret, first 16 bytes as a UUID v4.
 #   burst             many requests to nginx at once, on parallel connections.
 #   sleep_fault       makes GET /emu/sink/sleep/MS answer after MS ms: a pause
 #                     inside a request array, where --- wait would pause
@@ -30,6 +33,7 @@ use t::MomoHttp;
 use IO::Select;
 use JSON::PP;
 use MIME::Base64 qw(encode_base64);
+use Digest::SHA qw(hmac_sha256);
 use Time::HiRes qw(time sleep);
 use Test::Nginx::Util qw(add_block_preprocessor);
 
@@ -127,6 +131,15 @@ sub canon {
 sub fixed_ref {
     my $n = shift;
     return sprintf '%08x-0000-4000-8000-%012x', $n, $n;
+}
+
+sub key_ref {
+    my ($key, $secret) = @_;
+    my @b = unpack 'C16', hmac_sha256("$t::MomoTest::ApiUser|$key",
+                                      $secret // $t::MomoTest::CallbackSecret);
+    $b[6] = ($b[6] & 0x0f) | 0x40;
+    $b[8] = ($b[8] & 0x3f) | 0x80;
+    return join '-', unpack 'A8 A4 A4 A4 A12', unpack 'H*', pack 'C16', @b;
 }
 
 # one request on its own connection to any port: (status, body)
