@@ -150,7 +150,7 @@ GET /emu/count?path=/collection/v1_0/requesttopay/&method=GET
 
 
 
-=== TEST 4: replaying one valid callback URL 100 times makes at most a query a second for its reference
+=== TEST 4: replaying one valid callback URL 40 times at once makes at most a query a second for its reference
 --- init
 my $r = t::MomoHttp::request('POST', '/api/payments/mtn-momo',
     t::MomoTest::pay_json(phone => '46733123454'),
@@ -161,12 +161,13 @@ my ($p) = grep { lc $_->{referenceId} eq lc $ref }
 my ($path) = $p->{callbackUrl} =~ m{^https?://[^/]+(/.*)$};
 my $body = '{"status": "SUCCESSFUL"}';
 # all at once: each connection stays open until its verification is over
-my $res = t::MomoFlow::burst(100, 100, sub {
+# (40: the test nginx has 64 connections a worker)
+my $res = t::MomoFlow::burst(40, 40, sub {
     "POST $path HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
     . "Content-Length: " . length($body) . "\r\n\r\n$body"
 });
-Test::More::is(scalar(grep { $_ && $_->[0] == 200 } @$res), 100,
-               "$0 TEST 4: 100 callbacks answered 200");
+Test::More::is(scalar(grep { $_ && $_->[0] == 200 } @$res), 40,
+               "$0 TEST 4: 40 callbacks answered 200");
 # their verifications (and rechecks, 2 s apart) run after the answers
 Time::HiRes::sleep(0.5);
 my ($max, $n) = main::max_per_second();
