@@ -21,6 +21,7 @@
 #define NGX_HTTP_MOMO_DISB_RESEND    60      /* s without MTN knowing it */
 
 
+static ngx_int_t ngx_http_momo_disb_json(ngx_http_request_t *r);
 static ngx_int_t ngx_http_momo_disb_body(ngx_http_request_t *r,
     ngx_http_momo_ctx_t *ctx);
 static ngx_int_t ngx_http_momo_disb_token(ngx_http_request_t *r,
@@ -155,13 +156,7 @@ ngx_http_momo_disb_handler(ngx_http_request_t *r, ngx_http_momo_step_pt start)
         goto refuse;
     }
 
-    if (r->headers_in.content_type == NULL
-        || ngx_strlcasestrn(r->headers_in.content_type->value.data,
-                            r->headers_in.content_type->value.data
-                            + r->headers_in.content_type->value.len,
-                            (u_char *) "application/json", 16 - 1)
-           != r->headers_in.content_type->value.data)
-    {
+    if (ngx_http_momo_disb_json(r) != NGX_OK) {
         ngx_http_momo_error_set(&err, NGX_HTTP_UNSUPPORTED_MEDIA_TYPE,
                                 "UNSUPPORTED_MEDIA_TYPE",
                                 "send the body as Content-Type: "
@@ -239,6 +234,31 @@ ngx_http_momo_disb_body(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
     }
 
     return rc;
+}
+
+
+/* "application/json", alone or with parameters; not "application/jsonp" */
+
+static ngx_int_t
+ngx_http_momo_disb_json(ngx_http_request_t *r)
+{
+    ngx_str_t  *v;
+
+    if (r->headers_in.content_type == NULL) {
+        return NGX_DECLINED;
+    }
+
+    v = &r->headers_in.content_type->value;
+
+    if (v->len < 16
+        || ngx_strncasecmp(v->data, (u_char *) "application/json", 16) != 0
+        || (v->len > 16 && v->data[16] != ';' && v->data[16] != ' '
+            && v->data[16] != '\t'))
+    {
+        return NGX_DECLINED;
+    }
+
+    return NGX_OK;
 }
 
 

@@ -95,6 +95,14 @@ sub {
 === TEST 2: a payout needs an Idempotency-Key; a key reused for another phone is refused; a retry is answered from the zone
 --- init
 ::check('TEST 2: no key', [::payout(undef)], 400, qr/"code": "IDEMPOTENCY_KEY_REQUIRED"/);
+::check('TEST 2: not JSON', [t::MomoFlow::http(::port(), 'POST', '/api/payouts/mtn-momo',
+                                               { 'Content-Type' => 'application/jsonp', 'Idempotency-Key' => 'k2' },
+                                               t::MomoTest::pay_json())], 415,
+        qr/"code": "UNSUPPORTED_MEDIA_TYPE"/);
+::check('TEST 2: JSON with a charset', [t::MomoFlow::http(::port(), 'POST', '/api/payouts/mtn-momo',
+                                                          { 'Content-Type' => 'Application/JSON; charset=utf-8', 'Idempotency-Key' => 'k2-charset' },
+                                                          t::MomoTest::pay_json())], 200,
+        qr/"status": "pending"/);
 ::check('TEST 2: bad phone', [::payout('k2', phone => '12')], 400, qr/"code": "INVALID_PHONE"/);
 my ($st, $body) = ::payout('k2');
 ::check('TEST 2: first', [$st, $body], 200, qr/"status": "pending"/);
@@ -106,12 +114,12 @@ my ($ref) = $body =~ /"reference_id": "([^"]+)"/;
 ::check('TEST 2: status', [t::MomoFlow::http(::port(), 'GET', "/api/payouts/mtn-momo/status/$ref")], 200,
         qr/^\{"success": true, "reference_id": "$ref", "status": "successful", "amount": "100", "currency": "EUR", "external_id": "order-1", "financial_transaction_id": "\d+", "reason": null, "kind": "payout"\}\n$/);
 --- request
-GET /emu/requests?path=/disbursement/v1_0/transfer
+GET /emu/requests?path=/disbursement/v1_0/transfer&method=POST
 --- response_body_filters eval
 \&t::MomoFlow::canon
 --- response_body_like eval
 qr{^POST /disbursement/v1_0/transfer ref=REF1
-GET /disbursement/v1_0/transfer/REF1
+POST /disbursement/v1_0/transfer ref=REF2
 $}
 
 
