@@ -6,6 +6,7 @@
 #   make test     ... and run every test (last line: "N passed, N failed")
 #   make asan     the suite on nginx and the module built with AddressSanitizer
 #   make test-upstream  t/ under openresty's own Test::Nginx (../shared)
+#   make compat   nginx 1.22 ... 1.29 built with the module, the suite on each
 #   make bench    the module against a bare proxy_pass, on a mock MTN
 #   make install  the module, its conf files and the CLI into the system
 
@@ -35,7 +36,7 @@ UP_DEBS    := iproute2 util-linux
 MODULE_SRCS := config $(wildcard src/*.c src/*.h)
 
 .PHONY: all deps build run stop test asan bench install clean \
-        test-upstream
+        test-upstream compat
 
 all: build
 
@@ -115,6 +116,9 @@ asan: build
 test-upstream: build
 	$(call install-debs,$(UP_DEBS))
 	SHARED=$(SHARED) scripts/test-upstream $(FILES)
+
+compat: build
+	SHARED=$(SHARED) scripts/compat $(VERSIONS)
 
 bench: build
 	$(call install-debs,$(BENCH_DEBS))
