@@ -102,7 +102,7 @@ GET /g?x=1
 --- response_body
 g
 --- grep_error_log eval
-qr/http request line: "[^"]+"/
+qr{http request line: "GET /g[^"]*"}
 --- grep_error_log_out
 http request line: "GET /g?x=1 HTTP/1.1"
 
