@@ -7,6 +7,8 @@
 #   make asan     the suite on nginx and the module built with AddressSanitizer
 #   make test-upstream  t/ under openresty's own Test::Nginx (../shared)
 #   make compat   nginx 1.22 ... 1.29 built with the module, the suite on each
+#   make deb      Debian packages libnginx-mod-http-momo and momo-cli
+#   make test-deb install, use, remove and purge them (root; changes the system)
 #   make bench    the module against a bare proxy_pass, on a mock MTN
 #   make install  the module, its conf files and the CLI into the system
 
@@ -32,11 +34,12 @@ BENCH_DEBS := wrk libnginx-mod-http-echo
 
 SHARED     ?= ../shared
 UP_DEBS    := iproute2 util-linux
+DEB_DEBS   := debhelper dpkg-dev lintian
 
 MODULE_SRCS := config $(wildcard src/*.c src/*.h)
 
 .PHONY: all deps build run stop test asan bench install clean \
-        test-upstream compat
+        test-upstream compat deb test-deb
 
 all: build
 
@@ -119,6 +122,13 @@ test-upstream: build
 
 compat: build
 	SHARED=$(SHARED) scripts/compat $(VERSIONS)
+
+deb: deps
+	$(call install-debs,$(DEB_DEBS))
+	scripts/deb
+
+test-deb: deb
+	scripts/test-deb
 
 bench: build
 	$(call install-debs,$(BENCH_DEBS))
