@@ -205,7 +205,7 @@ def check_config(update):
 
 # -- hostile MTN answers: oversized, slow-drip, forged tokens -------------
 
-HOSTILE_KEYS = ("hostile", "drip_ms", "size")
+HOSTILE_KEYS = ("hostile", "drip_ms", "size", "chunked")
 HOSTILE_MODES = ("big", "drip", "token_crlf", "token_huge_expiry",
                  "token_long")
 HUGE_EXPIRES_IN = 2 ** 63 - 1       # overflows a time_t sum
@@ -214,7 +214,8 @@ HUGE_EXPIRES_IN = 2 ** 63 - 1       # overflows a time_t sum
 def check_hostile(f, out):
     """The hostile part of a fault: {"hostile": MODE, "drip_ms", "size"}.
 
-    big                 `size` bytes (default 10 MB) of JSON with `status`
+    big                 `size` bytes (default 10 MB) of JSON with `status`,
+                        in 64 KB chunks when `chunked` is true
     drip                a valid answer, one byte every `drip_ms` (500)
     token_crlf          a token answer whose access_token has CR/LF and a
                         forged header after it
@@ -229,6 +230,7 @@ def check_hostile(f, out):
     out["hostile"] = h
     out["drip_ms"] = 500
     out["size"] = 10 * 1024 * 1024
+    out["chunked"] = f.get("chunked") is True
     for k in ("drip_ms", "size"):
         if f.get(k) is not None:
             if not isinstance(f[k], int) or isinstance(f[k], bool) or f[k] < 1:
@@ -275,11 +277,19 @@ def send_hostile(handler, fault):
     status = fault["status"] or 200
     body = hostile_body(handler, fault)
     handler.close_connection = True
-    head = ("HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n"
+    length = ("Transfer-Encoding: chunked" if fault["chunked"]
+              else "Content-Length: %d" % len(body))
+    head = ("HTTP/1.1 %d %s\r\nContent-Type: %s\r\n%s\r\n"
             "Connection: close\r\n\r\n" % (
-                status, HTTPStatus(status).phrase, JSON_UTF8, len(body)))
+                status, HTTPStatus(status).phrase, JSON_UTF8, length))
     w = handler.wfile
     w.write(head.encode("latin-1"))
+    if fault["chunked"]:
+        for i in range(0, len(body), 65536):
+            part = body[i:i + 65536]
+            w.write(b"%x\r\n%s\r\n" % (len(part), part))
+        w.write(b"0\r\n\r\n")
+        return
     if fault["hostile"] != "drip":
         w.write(body)
         return

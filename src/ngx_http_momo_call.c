@@ -33,6 +33,7 @@ static ngx_int_t ngx_http_momo_capture_body(ngx_http_request_t *r,
 static void ngx_http_momo_call_deadline(ngx_event_t *ev);
 static ngx_int_t ngx_http_momo_call_limit(ngx_http_momo_call_t *call);
 static void ngx_http_momo_call_expire(ngx_http_momo_call_t *call);
+static void ngx_http_momo_call_abort(ngx_http_momo_call_t *call);
 
 
 #define NGX_HTTP_MOMO_CALL_MARGIN  1000     /* ms over the timeouts */
@@ -370,7 +371,12 @@ ngx_http_momo_capture_header(ngx_http_request_t *r)
 
     call->max = clcf->subrequest_output_buffer_size;
     call->response.len = 0;
-    call->too_big = (r->headers_out.content_length_n > (off_t) call->max);
+
+    if (r->headers_out.content_length_n > (off_t) call->max) {
+        /* the upstream ends the call at once, with no answer */
+        call->too_big = 1;
+        return NGX_ERROR;
+    }
 
     /* nothing of it goes to the client */
 
@@ -423,6 +429,7 @@ ngx_http_momo_capture_body(ngx_http_request_t *r, ngx_chain_t *in)
 
             if (len > call->max - call->response.len) {
                 call->too_big = 1;
+                ngx_http_momo_call_abort(call);
 
             } else {
                 ngx_memcpy(call->response.data + call->response.len,
@@ -453,8 +460,7 @@ ngx_http_momo_call_cancel(ngx_http_momo_call_t *call)
  * take; a read timeout alone restarts with every byte.  The upstream is
  * made to time out as if its own timer had fired: nginx then ends the
  * call with 504 the usual way (and may try the next server, whose
- * attempt gets one more margin).  The event is posted, not handled here,
- * so that nothing freed by it is touched afterwards.
+ * attempt gets one more margin).
  */
 
 static void
@@ -510,16 +516,9 @@ ngx_http_momo_call_limit(ngx_http_momo_call_t *call)
 static void
 ngx_http_momo_call_expire(ngx_http_momo_call_t *call)
 {
-    ngx_event_t          *ev;
-    ngx_connection_t     *c;
-    ngx_http_upstream_t  *u;
-
     ngx_add_timer(&call->deadline, NGX_HTTP_MOMO_CALL_MARGIN);
 
-    u = call->sr->upstream;
-    c = u->peer.connection;
-
-    if (c == NULL) {
+    if (call->sr->upstream->peer.connection == NULL) {
         return;
     }
 
@@ -528,6 +527,30 @@ ngx_http_momo_call_expire(ngx_http_momo_call_t *call)
                   "location's timeouts allow (%M ms); it is ended",
                   &call->uri, ngx_current_msec - call->start);
 
+    ngx_http_momo_call_abort(call);
+}
+
+
+/*
+ * Ends the call's upstream as if its own timer had fired.  The event is
+ * posted, not handled here, so that nothing freed by it is touched
+ * afterwards.
+ */
+
+static void
+ngx_http_momo_call_abort(ngx_http_momo_call_t *call)
+{
+    ngx_event_t          *ev;
+    ngx_connection_t     *c;
+    ngx_http_upstream_t  *u;
+
+    u = call->sr->upstream;
+
+    if (u == NULL || u->peer.connection == NULL) {
+        return;
+    }
+
+    c = u->peer.connection;
     ev = c->write->timer_set ? c->write : c->read;
 
     if (ev->timer_set) {

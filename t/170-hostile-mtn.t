@@ -115,7 +115,21 @@ is larger than its subrequest_output_buffer_size
 
 
 
-=== TEST 3: requesttopay drips its 202 a byte every 0.5 s: the call's deadline ends it with JSON 504
+=== TEST 3: a 10 MB chunked answer (no length) to the status query: JSON 504 in time
+--- init
+::fault({ method => 'GET', path => '/collection/v1_0/requesttopay/',
+          hostile => 'big', chunked => JSON::PP::true, times => 1 });
+--- request eval
+"GET /api/payments/mtn-momo/status/$::Unknown"
+--- error_code: 504
+--- response_body_like eval
+::error_json('UPSTREAM_TIMEOUT', 'true', qr/, "reference_id": "$::Unknown"/)
+--- error_log
+is larger than its subrequest_output_buffer_size
+
+
+
+=== TEST 4: requesttopay drips its 202 a byte every 0.5 s: the call's deadline ends it with JSON 504
 --- timeout: 15
 --- init
 ::fault({ method => 'POST', path => '/collection/v1_0/requesttopay',
@@ -130,7 +144,7 @@ took longer than its location's timeouts allow
 
 
 
-=== TEST 4: the token endpoint drips its answer: JSON 503 in time, nothing charged
+=== TEST 5: the token endpoint drips its answer: JSON 503 in time, nothing charged
 --- timeout: 15
 --- init
 ::fault({ path => '/collection/token/', hostile => 'drip', times => 1 });
@@ -145,7 +159,7 @@ took longer than its location's timeouts allow
 
 
 
-=== TEST 5: the status query drips its answer: JSON 504 in time
+=== TEST 6: the status query drips its answer: JSON 504 in time
 --- timeout: 15
 --- init
 ::fault({ method => 'GET', path => '/collection/v1_0/requesttopay/',
@@ -160,7 +174,7 @@ took longer than its location's timeouts allow
 
 
 
-=== TEST 6: an access_token with CR/LF is refused and never sent; the next payment gets a clean token
+=== TEST 7: an access_token with CR/LF is refused and never sent; the next payment gets a clean token
 --- init
 ::fault({ path => '/collection/token/', hostile => 'token_crlf', times => 1 });
 --- request eval
@@ -175,7 +189,7 @@ qr/MTN's access token is refused: byte \d+ \(0x0d\) cannot be sent in a header/
 
 
 
-=== TEST 7: expires_in of 2^63-1 is clamped: three payments, one token call
+=== TEST 8: expires_in of 2^63-1 is clamped: three payments, one token call
 --- init
 ::fault({ path => '/collection/token/', hostile => 'token_huge_expiry', times => 1 });
 --- request eval
@@ -187,7 +201,7 @@ qr/MTN's access token is refused: byte \d+ \(0x0d\) cannot be sent in a header/
 
 
 
-=== TEST 8: a 5000-byte token is refused for every payment alike, with a clear log line, and never sent
+=== TEST 9: a 5000-byte token is refused for every payment alike, with a clear log line, and never sent
 --- init
 ::fault({ path => '/collection/token/', hostile => 'token_long' });
 --- request eval
@@ -202,7 +216,7 @@ MTN's access token of 5000 bytes is refused: the gateway keeps tokens of at most
 
 
 
-=== TEST 9: a 12 KB payment body, which nginx keeps in a temporary file, is read
+=== TEST 10: a 12 KB payment body, which nginx keeps in a temporary file, is read
 --- config
     include $TEST_NGINX_MOMO_FAST_LOCATIONS;  # momo_locations, fast
 
@@ -219,7 +233,7 @@ a client request body is buffered to a temporary file
 
 
 
-=== TEST 10: a 16 KB body kept in a file because client_body_in_file_only is on is read too
+=== TEST 11: a 16 KB body kept in a file because client_body_in_file_only is on is read too
 --- config
     include $TEST_NGINX_MOMO_FAST_LOCATIONS;  # momo_locations, fast
 
