@@ -126,6 +126,7 @@ CONFIG_DEFAULTS = {
     "callback_timeout_ms": 2000,
     "currency": "EUR",
     "target_environment": "sandbox",
+    "drop_callbacks": False,
 }
 
 VERBOSE = False
@@ -189,7 +190,7 @@ def check_config(update):
             if not isinstance(v, str) or v.upper() not in ("POST", "PUT"):
                 raise BadInput('callback_method must be "POST" or "PUT"')
             v = v.upper()
-        elif k == "callback_duplicate":
+        elif k in ("callback_duplicate", "drop_callbacks"):
             if not isinstance(v, bool):
                 raise BadInput("callback_duplicate must be true or false")
         elif k == "callback_body":
@@ -699,6 +700,7 @@ class State(DisbursementState):
             self.faults = []
             self.fault_seq = 0
             self.disb_reset()
+            self.dropped_callbacks = 0
 
     # -- request log and faults -------------------------------------------
 
@@ -891,7 +893,7 @@ class State(DisbursementState):
             if p["cb_token"] != cb_token:
                 return
             st = self.status_of(p)
-            if st["status"] in NON_FINAL:
+            if st["status"] in NON_FINAL or self.callback_dropped(p):
                 return
             p["cb_done"] = True
             cfg = dict(self.config)
@@ -909,6 +911,41 @@ class State(DisbursementState):
                           cfg["callback_duplicate_delay_ms"] / 1000.0,
                           self._deliver, p["ref"], url, cfg["callback_method"],
                           body, 2, epoch, cfg["callback_timeout_ms"])
+
+    # -- for the reconciler's tests: lost callbacks, waits, rates --------
+
+    def callback_dropped(self, p):
+        """MTN's callbacks lost (config drop_callbacks): counted, not sent."""
+        if not self.config["drop_callbacks"]:
+            return False
+        p["cb_done"] = True
+        self.dropped_callbacks += 1
+        return True
+
+    def matching(self, path, method):
+        return [r for r in self.requests if r["path"].startswith(path) and
+                (not method or r["method"].upper() == method)]
+
+    def wait_for(self, path, method, count, timeout):
+        """Blocks until count requests match (or timeout); their number."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self.lock:
+                n = len(self.matching(path, method))
+            if n >= count or time.monotonic() >= deadline:
+                return n
+            time.sleep(0.02)
+
+    def peak_rate(self, path, method, window):
+        """Most requests seen within any window of that many seconds."""
+        with self.lock:
+            times = sorted(r["time"] for r in self.matching(path, method))
+        peak, first = 0, 0
+        for i, t in enumerate(times):
+            while t - times[first] >= window:
+                first += 1
+            peak = max(peak, i - first + 1)
+        return peak
 
     def _deliver(self, ref, url, method, body, attempt, epoch, timeout_ms):
         with self.lock:
@@ -1479,6 +1516,9 @@ class Handler(DisbursementHandler, BaseHTTPRequestHandler):
         ok = {"ok": True}
         J = "application/json"
 
+        if path in ("/_emu/wait", "/_emu/rate", "/_emu/dropped") \
+                and m == "GET":
+            return self.control_reconcile(path, q, qpath, qmethod)
         if path == "/_emu/reset" and m == "POST":
             STATE.reset()
             return self.send_json(200, ok, J)
@@ -1585,6 +1625,34 @@ class Handler(DisbursementHandler, BaseHTTPRequestHandler):
             return None
         return self.send_json(404, {"ok": False,
                                     "error": "unknown control endpoint"}, J)
+
+
+def _number(q, name, default):
+    try:
+        return float(q.get(name, [default])[0])
+    except ValueError:
+        raise BadInput("%s must be a number" % name)
+
+
+def _control_reconcile(self, path, q, qpath, qmethod):
+    """GET /_emu/wait?path=P&count=N&timeout_ms=T: answers once N requests
+    matched (or after T ms) with their number; GET /_emu/rate?path=P: the
+    most requests seen within any second (window_ms=...); GET
+    /_emu/dropped: callbacks lost on purpose (drop_callbacks)."""
+    if path == "/_emu/wait":
+        n = STATE.wait_for(qpath, qmethod, _number(q, "count", 1),
+                           _number(q, "timeout_ms", 10000) / 1000.0)
+        return self.send(200, str(n), "text/plain")
+    if path == "/_emu/rate":
+        n = STATE.peak_rate(qpath, qmethod,
+                            _number(q, "window_ms", 1000) / 1000.0)
+        return self.send(200, str(n), "text/plain")
+    with STATE.lock:
+        n = STATE.dropped_callbacks
+    return self.send(200, str(n), "text/plain")
+
+
+Handler.control_reconcile = _control_reconcile
 
 
 class Server(ThreadingHTTPServer):

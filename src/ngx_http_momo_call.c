@@ -26,6 +26,8 @@ static ngx_int_t ngx_http_momo_call_done(ngx_http_request_t *sr, void *data,
     ngx_int_t rc);
 static ngx_int_t ngx_http_momo_call_body(ngx_http_request_t *sr,
     ngx_http_momo_call_t *call);
+static ngx_int_t ngx_http_momo_call_headers(ngx_http_request_t *sr,
+    ngx_http_momo_call_t *call);
 static ngx_http_momo_call_t *ngx_http_momo_call_of(ngx_http_request_t *r);
 static ngx_int_t ngx_http_momo_capture_header(ngx_http_request_t *r);
 static ngx_int_t ngx_http_momo_capture_body(ngx_http_request_t *r,
@@ -198,6 +200,10 @@ ngx_http_momo_call_body(ngx_http_request_t *sr, ngx_http_momo_call_t *call)
 
     /* what the notify location passes on to the application */
 
+    if (ngx_http_momo_call_headers(sr, call) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     h = ngx_list_push(&sr->headers_in.headers);
     if (h == NULL) {
         return NGX_ERROR;
@@ -232,6 +238,33 @@ ngx_http_momo_call_body(ngx_http_request_t *sr, ngx_http_momo_call_t *call)
 
     rb->bufs = cl;
     rb->buf = b;
+
+    return NGX_OK;
+}
+
+
+/* the call's own headers (the notify's event id and signature) */
+
+static ngx_int_t
+ngx_http_momo_call_headers(ngx_http_request_t *sr, ngx_http_momo_call_t *call)
+{
+    ngx_uint_t        i;
+    ngx_table_elt_t  *h, *src;
+
+    if (call->headers == NULL) {
+        return NGX_OK;
+    }
+
+    src = call->headers->elts;
+
+    for (i = 0; i < call->headers->nelts; i++) {
+        h = ngx_list_push(&sr->headers_in.headers);
+        if (h == NULL) {
+            return NGX_ERROR;
+        }
+
+        *h = src[i];
+    }
 
     return NGX_OK;
 }

@@ -205,6 +205,26 @@ ngx_http_momo_basic_auth(ngx_pool_t *pool, ngx_str_t *user, ngx_str_t *key,
 }
 
 
+/* lower-case hex HMAC-SHA256 of d1 then d2: the notify signature */
+
+ngx_int_t
+ngx_http_momo_hmac_hex(ngx_str_t *key, ngx_str_t *d1, ngx_str_t *d2,
+    u_char *hex)
+{
+    u_char  md[NGX_HTTP_MOMO_SHA256_LEN];
+
+    if (ngx_http_momo_hmac(key, d1->data, d1->len, d2->data, d2->len, md)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    (void) ngx_hex_dump(hex, md, NGX_HTTP_MOMO_SHA256_LEN);
+
+    return NGX_OK;
+}
+
+
 static void
 ngx_http_momo_uuid_format(u_char *b, u_char *out)
 {

@@ -139,7 +139,8 @@ ngx_http_momo_metrics_handler(ngx_http_request_t *r)
         }
     }
 
-    size = ngx_http_momo_metrics_size(snap);
+    size = ngx_http_momo_metrics_size(snap)
+           + ngx_http_momo_metrics_sweep_size();
 
     b = ngx_create_temp_buf(r->pool, size);
     if (b == NULL) {
@@ -147,6 +148,7 @@ ngx_http_momo_metrics_handler(ngx_http_request_t *r)
     }
 
     b->last = ngx_http_momo_metrics_write(b->last, snap, tokens, expires_in);
+    b->last = ngx_http_momo_metrics_sweep(b->last, mmcf);
 
     ngx_str_set(&type, "text/plain; version=0.0.4");
 

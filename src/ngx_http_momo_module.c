@@ -30,18 +30,10 @@ typedef struct {
 } ngx_http_momo_env_currency_t;
 
 
-/* a handler location's account and server, checked once all is parsed */
-
-typedef struct {
-    ngx_http_momo_loc_conf_t   *mlcf;
-    ngx_http_momo_srv_conf_t   *mscf;
-    ngx_http_core_srv_conf_t   *cscf;
-} ngx_http_momo_use_t;
-
-
 static ngx_int_t ngx_http_momo_preconfiguration(ngx_conf_t *cf);
 static ngx_int_t ngx_http_momo_postconfiguration(ngx_conf_t *cf);
 static void *ngx_http_momo_create_main_conf(ngx_conf_t *cf);
+static char *ngx_http_momo_init_main_conf(ngx_conf_t *cf, void *conf);
 static void *ngx_http_momo_create_srv_conf(ngx_conf_t *cf);
 static void *ngx_http_momo_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_momo_merge_loc_conf(ngx_conf_t *cf, void *parent,
@@ -50,6 +42,12 @@ static char *ngx_http_momo_zone(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static ngx_int_t ngx_http_momo_add_zone(ngx_conf_t *cf,
     ngx_http_momo_main_conf_t *mmcf, size_t size);
+static char *ngx_http_momo_reconcile(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_momo_notify_retry(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static ngx_int_t ngx_http_momo_init_process(ngx_cycle_t *cycle);
+static void ngx_http_momo_exit_process(ngx_cycle_t *cycle);
 static char *ngx_http_momo_env_file(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_momo_env_parse(ngx_conf_t *cf,
@@ -297,6 +295,27 @@ static ngx_command_t  ngx_http_momo_commands[] = {
       offsetof(ngx_http_momo_loc_conf_t, notify),
       NULL },
 
+    { ngx_string("momo_notify_secret"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_momo_loc_conf_t, notify_secret),
+      NULL },
+
+    { ngx_string("momo_notify_retry"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE3,
+      ngx_http_momo_notify_retry,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("momo_reconcile"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_http_momo_reconcile,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("momo_token_wait"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_msec_slot,
@@ -390,7 +409,7 @@ static ngx_http_module_t  ngx_http_momo_module_ctx = {
     ngx_http_momo_postconfiguration,       /* postconfiguration */
 
     ngx_http_momo_create_main_conf,        /* create main configuration */
-    NULL,                                  /* init main configuration */
+    ngx_http_momo_init_main_conf,          /* init main configuration */
 
     ngx_http_momo_create_srv_conf,         /* create server configuration */
     NULL,                                  /* merge server configuration */
@@ -407,10 +426,10 @@ ngx_module_t  ngx_http_momo_module = {
     NGX_HTTP_MODULE,                       /* module type */
     NULL,                                  /* init master */
     NULL,                                  /* init module */
-    NULL,                                  /* init process */
+    ngx_http_momo_init_process,            /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
-    NULL,                                  /* exit process */
+    ngx_http_momo_exit_process,            /* exit process */
     NULL,                                  /* exit master */
     NGX_MODULE_V1_PADDING
 };
@@ -477,7 +496,154 @@ ngx_http_momo_create_main_conf(ngx_conf_t *cf)
         return NULL;
     }
 
+    mmcf->notify_first = NGX_CONF_UNSET_MSEC;
+    mmcf->notify_max = NGX_CONF_UNSET_MSEC;
+    mmcf->notify_total = NGX_CONF_UNSET_MSEC;
+
     return mmcf;
+}
+
+
+/*
+ * The defaults follow MTN's advice (a status query for a payment without
+ * a callback after a few minutes) and the payment providers' webhooks
+ * (retries with backoff for about three days).
+ */
+
+static ngx_msec_t  ngx_http_momo_reconcile_default[] = {
+    60000, 120000, 300000, 600000, 1200000, 1800000,
+    3600000, 7200000, 21600000, 86400000
+};
+
+
+static char *
+ngx_http_momo_init_main_conf(ngx_conf_t *cf, void *conf)
+{
+    ngx_http_momo_main_conf_t *mmcf = conf;
+
+    if (!mmcf->reconcile_set) {
+        mmcf->nreconcile = sizeof(ngx_http_momo_reconcile_default)
+                           / sizeof(ngx_msec_t);
+        ngx_memcpy(mmcf->reconcile, ngx_http_momo_reconcile_default,
+                   sizeof(ngx_http_momo_reconcile_default));
+    }
+
+    ngx_conf_init_msec_value(mmcf->notify_first, 10000);
+    ngx_conf_init_msec_value(mmcf->notify_max, 3600000);
+    ngx_conf_init_msec_value(mmcf->notify_total, 3 * 86400000);
+
+    return NGX_CONF_OK;
+}
+
+
+/* momo_reconcile AGE... | off: increasing ages, the last is the limit */
+
+static char *
+ngx_http_momo_reconcile(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_momo_main_conf_t *mmcf = conf;
+
+    ngx_int_t    age;
+    ngx_str_t   *value;
+    ngx_uint_t   i;
+
+    if (mmcf->reconcile_set) {
+        return "is duplicate";
+    }
+
+    mmcf->reconcile_set = 1;
+    value = cf->args->elts;
+
+    if (cf->args->nelts == 2
+        && ngx_strcmp(value[1].data, "off") == 0)
+    {
+        return NGX_CONF_OK;
+    }
+
+    if (cf->args->nelts - 1 > NGX_HTTP_MOMO_RECONCILE_MAX) {
+        return "has more than 16 ages";
+    }
+
+    for (i = 1; i < cf->args->nelts; i++) {
+        age = ngx_parse_time(&value[i], 0);
+
+        if (age == NGX_ERROR || age == 0
+            || (i > 1 && (ngx_msec_t) age <= mmcf->reconcile[i - 2]))
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "momo_reconcile age \"%V\" is invalid: give "
+                               "increasing times after acceptance, e.g. "
+                               "\"momo_reconcile 1m 5m 15m 1h 24h;\", "
+                               "or \"off\"", &value[i]);
+            return NGX_CONF_ERROR;
+        }
+
+        mmcf->reconcile[i - 1] = age;
+    }
+
+    mmcf->nreconcile = cf->args->nelts - 1;
+
+    return NGX_CONF_OK;
+}
+
+
+/* momo_notify_retry FIRST MAX TOTAL */
+
+static char *
+ngx_http_momo_notify_retry(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_momo_main_conf_t *mmcf = conf;
+
+    ngx_int_t   t[3];
+    ngx_str_t  *value;
+    ngx_uint_t  i;
+
+    if (mmcf->notify_first != NGX_CONF_UNSET_MSEC) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    for (i = 0; i < 3; i++) {
+        t[i] = ngx_parse_time(&value[i + 1], 0);
+
+        if (t[i] == NGX_ERROR || t[i] == 0) {
+            goto invalid;
+        }
+    }
+
+    if (t[1] < t[0] || t[2] < t[0]) {
+        goto invalid;
+    }
+
+    mmcf->notify_first = t[0];
+    mmcf->notify_max = t[1];
+    mmcf->notify_total = t[2];
+
+    return NGX_CONF_OK;
+
+invalid:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "momo_notify_retry \"%V %V %V\" is invalid: give the "
+                       "first delay, the longest delay and how long to keep "
+                       "trying, e.g. \"momo_notify_retry 10s 1h 3d;\"",
+                       &value[1], &value[2], &value[3]);
+    return NGX_CONF_ERROR;
+}
+
+
+static ngx_int_t
+ngx_http_momo_init_process(ngx_cycle_t *cycle)
+{
+    return ngx_http_momo_reconcile_init_process(cycle);
+}
+
+
+static void
+ngx_http_momo_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_http_momo_reconcile_exit_process(cycle);
 }
 
 
@@ -609,6 +775,7 @@ ngx_http_momo_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_str_value(conf->currency, prev->currency, "");
     ngx_conf_merge_value(conf->callback_verify, prev->callback_verify, 1);
     ngx_conf_merge_str_value(conf->notify, prev->notify, "");
+    ngx_conf_merge_str_value(conf->notify_secret, prev->notify_secret, "");
     ngx_conf_merge_msec_value(conf->token_wait, prev->token_wait, 5000);
     ngx_conf_merge_value(conf->check_payer, prev->check_payer, 0);
     ngx_conf_merge_value(conf->status_rate, prev->status_rate, 10);
@@ -859,6 +1026,12 @@ ngx_http_momo_derive(ngx_conf_t *cf, ngx_http_momo_loc_conf_t *conf)
         {
             return NGX_CONF_ERROR;
         }
+    }
+
+    if (conf->handler_products & (1 << NGX_HTTP_MOMO_COLLECTION)) {
+        conf->account = ngx_crc32_short(
+                    conf->product[NGX_HTTP_MOMO_COLLECTION].token_key.data,
+                    conf->product[NGX_HTTP_MOMO_COLLECTION].token_key.len);
     }
 
     conf->secret = conf->acc[NGX_HTTP_MOMO_ACC_CALLBACK_SECRET];
@@ -1425,6 +1598,7 @@ ngx_http_momo_handler_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     value = cf->args->elts;
 
     mlcf->handler = cmd->offset;
+    mlcf->conf_ctx = cf->ctx;               /* for the reconciler's requests */
     mlcf->handler_file = cf->conf_file->file.name.data;
     mlcf->handler_line = cf->conf_file->line;
 

@@ -23,6 +23,13 @@
 #define NGX_HTTP_MOMO_KEY_MAX           512
 #define NGX_HTTP_MOMO_UNPROCESSABLE     422
 #define NGX_HTTP_MOMO_ACCOUNTS          16      /* in one momo zone */
+#define NGX_HTTP_MOMO_RECONCILE_MAX     16      /* momo_reconcile ages */
+
+
+/* wall-clock milliseconds: schedules that survive a restart use them */
+
+#define ngx_http_momo_wall_ms()                                              \
+    ((uint64_t) (ngx_timeofday())->sec * 1000 + (ngx_timeofday())->msec)
 
 
 /* the internal locations a momo handler calls, marked by "momo_leg" */
@@ -75,6 +82,18 @@ typedef struct {
     ngx_uint_t                  handlers;
     ngx_array_t                 accounts;       /* of ngx_http_momo_use_t */
     ngx_int_t                   var_index[16];
+
+    /* momo_reconcile AGE...: ms after acceptance; the last is the limit */
+    ngx_msec_t                  reconcile[NGX_HTTP_MOMO_RECONCILE_MAX];
+    ngx_uint_t                  nreconcile;     /* 0: off */
+    ngx_uint_t                  reconcile_set;
+
+    /* momo_notify_retry FIRST MAX TOTAL */
+    ngx_msec_t                  notify_first;
+    ngx_msec_t                  notify_max;
+    ngx_msec_t                  notify_total;
+
+    ngx_str_t                   state;          /* momo_zone state=PATH */
 } ngx_http_momo_main_conf_t;
 
 
@@ -119,6 +138,7 @@ typedef struct {
     ngx_str_t                   currency;
     ngx_flag_t                  callback_verify;
     ngx_str_t                   notify;
+    ngx_str_t                   notify_secret;
     ngx_msec_t                  token_wait;
     ngx_flag_t                  check_payer;
     ngx_int_t                   status_rate;    /* MTN status calls per s */
@@ -127,12 +147,24 @@ typedef struct {
     ngx_http_momo_product_t     product[NGX_HTTP_MOMO_PRODUCTS];
     ngx_str_t                   secret;         /* the callback secret */
 
+    uint32_t                    account;        /* crc32 of token_key */
+
     ngx_uint_t                  handler;        /* 0 or a handler type */
     ngx_uint_t                  handler_products;   /* bit per product */
     ngx_uint_t                  handler_kind;   /* ngx_http_momo_kind_e */
     u_char                     *handler_file;
     ngx_uint_t                  handler_line;
+    ngx_http_conf_ctx_t        *conf_ctx;       /* the handler's location */
 } ngx_http_momo_loc_conf_t;
+
+
+/* a handler location's account and server, checked once all is parsed */
+
+typedef struct {
+    ngx_http_momo_loc_conf_t   *mlcf;
+    ngx_http_momo_srv_conf_t   *mscf;
+    ngx_http_core_srv_conf_t   *cscf;
+} ngx_http_momo_use_t;
 
 
 /* the client's payment, as validated */
@@ -200,6 +232,7 @@ typedef struct {
     u_char                      accepted;       /* MTN took the POST */
     u_char                      notified;       /* 0 no, 1 sending, 2 done */
     u_char                      kind;           /* ngx_http_momo_kind_e */
+    uint32_t                    account;        /* 0 or the loc's account */
 
     u_char                      amount_len;
     u_char                      currency_len;
@@ -313,6 +346,53 @@ typedef enum {
 } ngx_http_momo_req_state_e;
 
 
+/* the reconciler's, the notify schedule's and the state file's counters */
+
+typedef enum {
+    NGX_HTTP_MOMO_SWEEP_FINAL = 0,      /* MTN gave the final status */
+    NGX_HTTP_MOMO_SWEEP_PENDING,        /* still pending */
+    NGX_HTTP_MOMO_SWEEP_ERROR,          /* no usable answer from MTN */
+    NGX_HTTP_MOMO_SWEEP_DEFERRED,       /* over the status budget */
+    NGX_HTTP_MOMO_SWEEP_GIVEN_UP,       /* past the last momo_reconcile age */
+    NGX_HTTP_MOMO_SWEEP_MAX
+} ngx_http_momo_sweep_result_e;
+
+
+typedef enum {
+    NGX_HTTP_MOMO_STATE_LOADED = 0,
+    NGX_HTTP_MOMO_STATE_NONE,           /* no file yet */
+    NGX_HTTP_MOMO_STATE_CORRUPT,        /* truncated or damaged, set aside */
+    NGX_HTTP_MOMO_STATE_VERSION,        /* another version's, set aside */
+    NGX_HTTP_MOMO_STATE_LOAD_MAX
+} ngx_http_momo_state_load_e;
+
+
+typedef struct {
+    ngx_atomic_t                rounds;
+    ngx_atomic_t                takeovers;
+    ngx_atomic_t                results[NGX_HTTP_MOMO_SWEEP_MAX];
+    ngx_atomic_t                budget_used;    /* the sweep's status calls */
+    ngx_atomic_t                notify_sent;    /* deliveries it started */
+    ngx_atomic_t                notify_given_up;
+    ngx_atomic_t                state_writes_ok;
+    ngx_atomic_t                state_writes_failed;
+    ngx_atomic_t                state_loads[NGX_HTTP_MOMO_STATE_LOAD_MAX];
+    ngx_atomic_t                state_records;  /* read by the last load */
+} ngx_http_momo_sweep_counters_t;
+
+
+/* what momo_metrics reads by walking the zone */
+
+#define NGX_HTTP_MOMO_AGE_BUCKETS  6
+
+typedef struct {
+    ngx_uint_t                  pending[NGX_HTTP_MOMO_AGE_BUCKETS];
+    ngx_uint_t                  notify_pending;
+    ngx_uint_t                  records;
+    uint64_t                    oldest_undelivered;     /* age, ms */
+} ngx_http_momo_zone_stats_t;
+
+
 typedef struct ngx_http_momo_ctx_s  ngx_http_momo_ctx_t;
 
 typedef ngx_int_t (*ngx_http_momo_step_pt)(ngx_http_request_t *r,
@@ -345,6 +425,7 @@ typedef struct {
     ngx_str_t                   reference_id;
     ngx_str_t                   callback_url;
     ngx_str_t                   body;
+    ngx_array_t                *headers;        /* of ngx_table_elt_t */
     ngx_http_momo_loc_conf_t   *mlcf;
     ngx_http_momo_product_t    *product;
 
@@ -386,6 +467,7 @@ struct ngx_http_momo_ctx_s {
 
     /* set for a request without a client (a timer's fake request) */
     ngx_http_momo_finalize_pt   finalize;
+    void                       *timer_data;     /* the timer's item */
 
     ngx_str_t                   token;
     ngx_uint_t                  token_gen;
@@ -436,6 +518,8 @@ ngx_int_t ngx_http_momo_callback_token(ngx_str_t *secret, ngx_str_t *ref,
 ngx_int_t ngx_http_momo_token_equal(u_char *a, u_char *b, size_t len);
 ngx_int_t ngx_http_momo_basic_auth(ngx_pool_t *pool, ngx_str_t *user,
     ngx_str_t *key, ngx_str_t *out);
+ngx_int_t ngx_http_momo_hmac_hex(ngx_str_t *key, ngx_str_t *d1,
+    ngx_str_t *d2, u_char *hex);
 
 /* ngx_http_momo_json.c: parsing with yajl, output with ngx_escape_json */
 ngx_int_t ngx_http_momo_json_payment(ngx_pool_t *pool, u_char *data,
@@ -519,6 +603,26 @@ ngx_int_t ngx_http_momo_token_info(ngx_shm_zone_t *zone, ngx_uint_t i,
     time_t *expires_in, ngx_uint_t *gen);
 void ngx_http_momo_count_call(ngx_shm_zone_t *zone, ngx_uint_t leg,
     ngx_uint_t status, ngx_msec_t elapsed);
+
+/* ngx_http_momo_shm_sweep.c: the sweep lease, what is due, zone stats */
+ngx_http_momo_sweep_counters_t *ngx_http_momo_sweep_counters(
+    ngx_shm_zone_t *zone);
+void ngx_http_momo_zone_stats(ngx_shm_zone_t *zone, uint64_t now,
+    ngx_http_momo_zone_stats_t *st);
+
+/* ngx_http_momo_reconcile.c: the per-worker timer, sweeps, notifications */
+ngx_int_t ngx_http_momo_reconcile_init_process(ngx_cycle_t *cycle);
+void ngx_http_momo_reconcile_exit_process(ngx_cycle_t *cycle);
+
+/* ngx_http_momo_timer.c: a request without a client, for the sweep */
+ngx_http_request_t *ngx_http_momo_fake_request(ngx_http_conf_ctx_t *conf,
+    ngx_log_t *log);
+void ngx_http_momo_fake_close(ngx_http_request_t *r);
+
+/* ngx_http_momo_metrics_sweep.c */
+size_t ngx_http_momo_metrics_sweep_size(void);
+u_char *ngx_http_momo_metrics_sweep(u_char *p,
+    ngx_http_momo_main_conf_t *mmcf);
 
 /* ngx_http_momo_metrics.c */
 ngx_int_t ngx_http_momo_metrics_handler(ngx_http_request_t *r);

@@ -377,6 +377,7 @@ ngx_http_momo_pay_record(ngx_http_momo_ctx_t *ctx)
                NGX_HTTP_MOMO_UUID_LEN);
 
     rec->state = NGX_HTTP_MOMO_ST_UNKNOWN;
+    rec->account = ctx->mlcf->account;      /* the reconciler's account */
 
     rec->amount_len = ngx_min(p->amount.len, sizeof(rec->amount));
     ngx_memcpy(rec->amount, p->amount.data, rec->amount_len);

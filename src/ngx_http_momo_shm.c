@@ -24,6 +24,10 @@
 
 /* upper bounds of the latency buckets, in ms; metrics prints them in s */
 
+static void ngx_http_momo_shm_settings(ngx_shm_zone_t *shm_zone,
+    ngx_http_momo_shctx_t *sh);
+
+
 static ngx_msec_t  ngx_http_momo_latency_bounds[] = {
     50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000
 };
@@ -63,6 +67,10 @@ ngx_http_momo_shm_init_zone(ngx_shm_zone_t *shm_zone, void *data)
                           &shm_zone->shm.name);
             return NGX_ERROR;
         }
+
+        /* the one setting kept in the zone follows the new configuration */
+
+        ngx_http_momo_shm_settings(shm_zone, sh);
 
         return NGX_OK;
     }
@@ -104,6 +112,8 @@ ngx_http_momo_shm_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 
     shpool->data = sh;
 
+    ngx_http_momo_shm_settings(shm_zone, sh);
+
     return NGX_OK;
 
 failed:
@@ -113,6 +123,23 @@ failed:
                   &shm_zone->shm.name, shm_zone->shm.size);
 
     return NGX_ERROR;
+}
+
+
+/*
+ * momo_notify_retry's backoff is applied under the zone's lock, by the
+ * worker (or request) that saw a delivery fail: its two times live here.
+ */
+
+static void
+ngx_http_momo_shm_settings(ngx_shm_zone_t *shm_zone, ngx_http_momo_shctx_t *sh)
+{
+    ngx_http_momo_main_conf_t  *mmcf;
+
+    mmcf = shm_zone->data;
+
+    sh->notify_first = mmcf->notify_first;
+    sh->notify_max = mmcf->notify_max;
 }
 
 

@@ -68,6 +68,22 @@ typedef struct {
 } ngx_http_momo_token_t;
 
 
+/*
+ * A payment's reconcile and notify schedule, in wall-clock ms so that it
+ * means the same after a restart (ngx_http_momo_state.c writes it).
+ */
+
+typedef struct {
+    uint64_t                    accepted_at;    /* 0: MTN has not taken it */
+    uint64_t                    final_at;       /* outcome known since */
+    uint64_t                    notify_next;    /* no delivery before */
+    uint32_t                    sweep_step;     /* momo_reconcile ages done */
+    uint32_t                    notify_attempts;
+    uint32_t                    given_up;       /* reconcile gave up */
+    uint32_t                    notify_dead;    /* notify gave up */
+} ngx_http_momo_sched_t;
+
+
 typedef struct {
     ngx_rbtree_node_t           node;           /* key: crc32 of the ref */
     ngx_queue_t                 queue;          /* in its lru[], newest first */
@@ -85,6 +101,7 @@ typedef struct {
     unsigned                    queried:1;      /* last_query is set */
     unsigned                    notifying:1;    /* notify_until is set */
 
+    ngx_http_momo_sched_t       sched;          /* kept in the state file */
     ngx_http_momo_record_t      rec;
 } ngx_http_momo_node_t;
 
@@ -140,6 +157,14 @@ typedef struct {
     ngx_http_momo_budget_t     *budgets[NGX_HTTP_MOMO_TOKENS];
 
     ngx_http_momo_counters_t    counters;
+
+    /* one worker sweeps at a time (ngx_http_momo_shm_sweep.c) */
+    ngx_pid_t                   sweep_pid;
+    ngx_msec_t                  sweep_until;
+    ngx_atomic_t                changes;        /* bumped by each update */
+    ngx_msec_t                  notify_first;   /* momo_notify_retry */
+    ngx_msec_t                  notify_max;
+    ngx_http_momo_sweep_counters_t  sweep;
 } ngx_http_momo_shctx_t;
 
 
@@ -147,6 +172,33 @@ typedef struct {
     (sizeof(ngx_http_momo_shctx_t) * 1000003                                 \
      + sizeof(ngx_http_momo_node_t) * 1009                                   \
      + sizeof(ngx_http_momo_token_t))
+
+
+/* what is due in a sweep: a status query, a delivery, or a note */
+
+typedef enum {
+    NGX_HTTP_MOMO_DUE_QUERY = 0,
+    NGX_HTTP_MOMO_DUE_NOTIFY,
+    NGX_HTTP_MOMO_DUE_GIVEN_UP,         /* log it: reconcile gave up */
+    NGX_HTTP_MOMO_DUE_NOTIFY_DEAD       /* log it: notify gave up */
+} ngx_http_momo_due_e;
+
+
+typedef struct {
+    u_char                      ref[NGX_HTTP_MOMO_UUID_LEN];
+    uint32_t                    account;
+    ngx_http_momo_due_e         what;
+    ngx_uint_t                  step;           /* QUERY: the age's index */
+    uint64_t                    age;            /* ms since accepted/final */
+} ngx_http_momo_due_t;
+
+
+typedef struct {
+    ngx_msec_t                 *ages;
+    ngx_uint_t                  nages;
+    ngx_msec_t                  notify_total;
+    ngx_uint_t                  notify;         /* a momo_notify is set */
+} ngx_http_momo_sweep_conf_t;
 
 
 ngx_http_momo_shctx_t *ngx_http_momo_shm_ctx(ngx_shm_zone_t *zone,
@@ -166,6 +218,30 @@ void ngx_http_momo_rbtree_insert_value(ngx_rbtree_node_t *temp,
 void ngx_http_momo_ledger_init(ngx_http_momo_shctx_t *sh);
 void ngx_http_momo_ledger_failed_locked(ngx_http_momo_shctx_t *sh,
     u_char *ref);
+
+ngx_http_momo_node_t *ngx_http_momo_record_lookup(ngx_http_momo_shctx_t *sh,
+    u_char *ref, uint32_t hash);
+ngx_http_momo_node_t *ngx_http_momo_record_create(ngx_http_momo_shctx_t *sh,
+    ngx_slab_pool_t *shpool, u_char *ref, uint32_t hash);
+void ngx_http_momo_record_touch(ngx_http_momo_shctx_t *sh,
+    ngx_http_momo_node_t *mn);
+
+void ngx_http_momo_sched_stamp(ngx_http_momo_shctx_t *sh,
+    ngx_http_momo_node_t *mn, ngx_http_momo_record_t *src);
+ngx_uint_t ngx_http_momo_sched_notify_due(ngx_http_momo_shctx_t *sh,
+    ngx_http_momo_node_t *mn);
+void ngx_http_momo_sched_notified(ngx_http_momo_shctx_t *sh,
+    ngx_http_momo_node_t *mn, ngx_uint_t ok);
+ngx_int_t ngx_http_momo_sweep_lease(ngx_shm_zone_t *zone, ngx_msec_t lease,
+    ngx_uint_t *takeover);
+void ngx_http_momo_sweep_release(ngx_shm_zone_t *zone);
+ngx_uint_t ngx_http_momo_sweep_due(ngx_shm_zone_t *zone,
+    ngx_http_momo_sweep_conf_t *conf, uint64_t now, ngx_http_momo_due_t *due,
+    ngx_uint_t max);
+void ngx_http_momo_sweep_swept(ngx_shm_zone_t *zone, u_char *ref,
+    ngx_uint_t step);
+ngx_int_t ngx_http_momo_state_load(ngx_shm_zone_t *zone,
+    ngx_http_momo_shctx_t *sh, ngx_slab_pool_t *shpool);
 
 
 #endif /* _NGX_HTTP_MOMO_SHM_H_INCLUDED_ */

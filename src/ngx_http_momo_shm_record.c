@@ -28,13 +28,6 @@ static ngx_uint_t ngx_http_momo_record_same(ngx_http_momo_record_t *a,
     ngx_http_momo_record_t *b);
 static void ngx_http_momo_record_payload(ngx_http_momo_record_t *dst,
     ngx_http_momo_record_t *src);
-static ngx_http_momo_node_t *ngx_http_momo_record_lookup(
-    ngx_http_momo_shctx_t *sh, u_char *ref, uint32_t hash);
-static ngx_http_momo_node_t *ngx_http_momo_record_create(
-    ngx_http_momo_shctx_t *sh, ngx_slab_pool_t *shpool, u_char *ref,
-    uint32_t hash);
-static void ngx_http_momo_record_touch(ngx_http_momo_shctx_t *sh,
-    ngx_http_momo_node_t *mn);
 static ngx_uint_t ngx_http_momo_record_lru(ngx_http_momo_record_t *rec);
 static ngx_uint_t ngx_http_momo_record_evict(ngx_http_momo_shctx_t *sh,
     ngx_slab_pool_t *shpool, ngx_queue_t *lru, ngx_msec_t now);
@@ -154,6 +147,7 @@ ngx_http_momo_record_store(ngx_shm_zone_t *zone, ngx_http_momo_record_t *rec,
         }
     }
 
+    ngx_http_momo_sched_stamp(sh, mn, rec);
     ngx_http_momo_record_merge(&mn->rec, rec);
     ngx_http_momo_record_touch(sh, mn);
 
@@ -468,7 +462,8 @@ ngx_http_momo_record_notify(ngx_shm_zone_t *zone, u_char *ref,
         && ngx_http_momo_state_final(mn->rec.state)
         && mn->rec.notified != 2
         && !(mn->notifying
-             && (ngx_msec_int_t) (mn->notify_until - now) > 0))
+             && (ngx_msec_int_t) (mn->notify_until - now) > 0)
+        && ngx_http_momo_sched_notify_due(sh, mn))
     {
         ngx_http_momo_record_touch(sh, mn);
 
@@ -520,6 +515,8 @@ ngx_http_momo_record_notified(ngx_shm_zone_t *zone, u_char *ref,
         if (!ok) {
             mn->rec.notified = 0;
         }
+
+        ngx_http_momo_sched_notified(sh, mn, ok);
     }
 
     if (mn != NULL) {
@@ -560,7 +557,7 @@ ngx_http_momo_record_lock(ngx_shm_zone_t *zone, u_char *ref,
 }
 
 
-static ngx_http_momo_node_t *
+ngx_http_momo_node_t *
 ngx_http_momo_record_lookup(ngx_http_momo_shctx_t *sh, u_char *ref,
     uint32_t hash)
 {
@@ -600,7 +597,7 @@ ngx_http_momo_record_lookup(ngx_http_momo_shctx_t *sh, u_char *ref,
 }
 
 
-static ngx_http_momo_node_t *
+ngx_http_momo_node_t *
 ngx_http_momo_record_create(ngx_http_momo_shctx_t *sh,
     ngx_slab_pool_t *shpool, u_char *ref, uint32_t hash)
 {
@@ -625,7 +622,7 @@ ngx_http_momo_record_create(ngx_http_momo_shctx_t *sh,
 }
 
 
-static void
+void
 ngx_http_momo_record_touch(ngx_http_momo_shctx_t *sh,
     ngx_http_momo_node_t *mn)
 {
@@ -942,6 +939,7 @@ ngx_http_momo_record_payload(ngx_http_momo_record_t *dst,
     dst->phone_len = src->phone_len;
     ngx_memcpy(dst->external_id, src->external_id, src->external_id_len);
     dst->external_id_len = src->external_id_len;
+    dst->account = src->account;            /* whose MTN account asks */
 }
 
 
