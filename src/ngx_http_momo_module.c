@@ -42,12 +42,15 @@ static char *ngx_http_momo_zone(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static ngx_int_t ngx_http_momo_add_zone(ngx_conf_t *cf,
     ngx_http_momo_main_conf_t *mmcf, size_t size);
+static char *ngx_http_momo_zone_state(ngx_conf_t *cf,
+    ngx_http_momo_main_conf_t *mmcf, ngx_str_t *value);
 static char *ngx_http_momo_reconcile(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_momo_notify_retry(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static ngx_int_t ngx_http_momo_init_process(ngx_cycle_t *cycle);
 static void ngx_http_momo_exit_process(ngx_cycle_t *cycle);
+static void ngx_http_momo_exit_master(ngx_cycle_t *cycle);
 static char *ngx_http_momo_env_file(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_momo_env_parse(ngx_conf_t *cf,
@@ -184,7 +187,7 @@ static ngx_str_t  ngx_http_momo_production_url =
 static ngx_command_t  ngx_http_momo_commands[] = {
 
     { ngx_string("momo_zone"),
-      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
       ngx_http_momo_zone,
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,
@@ -430,7 +433,7 @@ ngx_module_t  ngx_http_momo_module = {
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
     ngx_http_momo_exit_process,            /* exit process */
-    NULL,                                  /* exit master */
+    ngx_http_momo_exit_master,             /* exit master */
     NGX_MODULE_V1_PADDING
 };
 
@@ -644,6 +647,25 @@ static void
 ngx_http_momo_exit_process(ngx_cycle_t *cycle)
 {
     ngx_http_momo_reconcile_exit_process(cycle);
+
+    if (ngx_process == NGX_PROCESS_SINGLE) {
+        ngx_http_momo_exit_master(cycle);
+    }
+}
+
+
+/* the workers are gone: the zone as it is goes to the state file */
+
+static void
+ngx_http_momo_exit_master(ngx_cycle_t *cycle)
+{
+    ngx_http_momo_main_conf_t  *mmcf;
+
+    mmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_momo_module);
+
+    if (mmcf && mmcf->shm_zone && mmcf->state.len) {
+        ngx_http_momo_state_exit(mmcf->shm_zone, &mmcf->state, cycle->log);
+    }
 }
 
 
@@ -674,6 +696,47 @@ ngx_http_momo_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     if (ngx_http_momo_add_zone(cf, mmcf, size) != NGX_OK) {
         return NGX_CONF_ERROR;
     }
+
+    if (cf->args->nelts == 3) {
+        return ngx_http_momo_zone_state(cf, mmcf, &value[2]);
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* state=PATH: the file that keeps the zone across restarts */
+
+static char *
+ngx_http_momo_zone_state(ngx_conf_t *cf, ngx_http_momo_main_conf_t *mmcf,
+    ngx_str_t *value)
+{
+    if (value->len <= sizeof("state=") - 1
+        || ngx_strncmp(value->data, "state=", sizeof("state=") - 1) != 0)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "momo_zone parameter \"%V\" is invalid: use "
+                           "\"state=PATH\", e.g. \"momo_zone 1m "
+                           "state=/var/lib/nginx/momo.state;\"", value);
+        return NGX_CONF_ERROR;
+    }
+
+    mmcf->state.data = value->data + sizeof("state=") - 1;
+    mmcf->state.len = value->len - (sizeof("state=") - 1);
+
+    if (ngx_conf_full_name(cf->cycle, &mmcf->state, 0) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+#if (NGX_THREADS)
+
+    /* the state file is written by a thread of the default pool */
+
+    if (ngx_thread_pool_add(cf, NULL) == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+#endif
 
     return NGX_CONF_OK;
 }

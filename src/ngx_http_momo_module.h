@@ -614,6 +614,13 @@ void ngx_http_momo_zone_stats(ngx_shm_zone_t *zone, uint64_t now,
 ngx_int_t ngx_http_momo_reconcile_init_process(ngx_cycle_t *cycle);
 void ngx_http_momo_reconcile_exit_process(ngx_cycle_t *cycle);
 
+/* ngx_http_momo_state.c: momo_zone state=PATH */
+ngx_int_t ngx_http_momo_state_save(ngx_shm_zone_t *zone, ngx_str_t *path,
+    void *thread_pool, ngx_log_t *log);
+void ngx_http_momo_state_exit(ngx_shm_zone_t *zone, ngx_str_t *path,
+    ngx_log_t *log);
+ngx_atomic_uint_t ngx_http_momo_state_changes(ngx_shm_zone_t *zone);
+
 /* ngx_http_momo_timer.c: a request without a client, for the sweep */
 ngx_http_request_t *ngx_http_momo_fake_request(ngx_http_conf_ctx_t *conf,
     ngx_log_t *log);

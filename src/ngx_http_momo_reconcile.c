@@ -25,6 +25,7 @@
 #define NGX_HTTP_MOMO_SWEEP_TICK_MIN  50
 #define NGX_HTTP_MOMO_SWEEP_TICK_MAX  1000
 #define NGX_HTTP_MOMO_SWEEP_LEASE     5000
+#define NGX_HTTP_MOMO_STATE_PERIOD    1000  /* at most one write per */
 
 
 typedef struct {
@@ -50,12 +51,18 @@ typedef struct {
     ngx_uint_t                  next;
     ngx_uint_t                  running;
     ngx_uint_t                  holder;
+
+    void                       *thread_pool;    /* state file writes */
+    ngx_atomic_uint_t           saved;          /* zone changes written */
+    ngx_msec_t                  saved_at;
 } ngx_http_momo_sweeper_t;
 
 
 static ngx_int_t ngx_http_momo_sweep_accounts(ngx_http_momo_sweeper_t *sw,
     ngx_cycle_t *cycle);
 static void ngx_http_momo_sweep_tick(ngx_event_t *ev);
+static void ngx_http_momo_sweep_save(ngx_http_momo_sweeper_t *sw,
+    ngx_log_t *log);
 static void ngx_http_momo_sweep_more(ngx_event_t *ev);
 static void ngx_http_momo_sweep_start(ngx_http_momo_sweeper_t *sw,
     ngx_http_momo_due_t *due);
@@ -113,10 +120,18 @@ ngx_http_momo_reconcile_init_process(ngx_cycle_t *cycle)
     }
 
     if (sw->accounts.nelts == 0
-        || (mmcf->nreconcile == 0 && !sw->conf.notify))
+        || (mmcf->nreconcile == 0 && !sw->conf.notify && !mmcf->state.len))
     {
         return NGX_OK;
     }
+
+#if (NGX_THREADS)
+    {
+        ngx_str_t  name = ngx_string("default");
+
+        sw->thread_pool = ngx_thread_pool_get(cycle, &name);
+    }
+#endif
 
     sw->conf.ages = mmcf->reconcile;
     sw->conf.nages = mmcf->nreconcile;
@@ -310,9 +325,41 @@ ngx_http_momo_sweep_tick(ngx_event_t *ev)
         ngx_http_momo_sweep_more(&sw->more);
     }
 
+    ngx_http_momo_sweep_save(sw, ev->log);
+
 done:
 
     ngx_add_timer(&sw->tick, sw->interval);
+}
+
+
+/* momo_zone state=: the sweeper writes the zone when it changed */
+
+static void
+ngx_http_momo_sweep_save(ngx_http_momo_sweeper_t *sw, ngx_log_t *log)
+{
+    ngx_atomic_uint_t  changes;
+
+    if (sw->mmcf->state.len == 0
+        || (ngx_msec_int_t) (ngx_current_msec - sw->saved_at)
+           < NGX_HTTP_MOMO_STATE_PERIOD)
+    {
+        return;
+    }
+
+    changes = ngx_http_momo_state_changes(sw->zone);
+
+    if (changes == sw->saved && sw->saved_at) {
+        return;
+    }
+
+    if (ngx_http_momo_state_save(sw->zone, &sw->mmcf->state, sw->thread_pool,
+                                 log)
+        == NGX_OK)
+    {
+        sw->saved = changes;
+        sw->saved_at = ngx_current_msec;
+    }
 }
 
 

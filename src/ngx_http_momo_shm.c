@@ -114,7 +114,9 @@ ngx_http_momo_shm_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 
     ngx_http_momo_shm_settings(shm_zone, sh);
 
-    return NGX_OK;
+    /* momo_zone state=: what the last nginx left */
+
+    return ngx_http_momo_state_load(shm_zone, sh, shpool);
 
 failed:
 

@@ -164,6 +164,7 @@ typedef struct {
     ngx_atomic_t                changes;        /* bumped by each update */
     ngx_msec_t                  notify_first;   /* momo_notify_retry */
     ngx_msec_t                  notify_max;
+    uint64_t                    state_written_at;   /* last state file */
     ngx_http_momo_sweep_counters_t  sweep;
 } ngx_http_momo_shctx_t;
 
@@ -242,6 +243,7 @@ void ngx_http_momo_sweep_swept(ngx_shm_zone_t *zone, u_char *ref,
     ngx_uint_t step);
 ngx_int_t ngx_http_momo_state_load(ngx_shm_zone_t *zone,
     ngx_http_momo_shctx_t *sh, ngx_slab_pool_t *shpool);
+
 
 
 #endif /* _NGX_HTTP_MOMO_SHM_H_INCLUDED_ */

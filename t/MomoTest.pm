@@ -77,6 +77,10 @@ my $Blocks = 0;
 # set by a file whose blocks share the zone across reloads on purpose
 our $KeepZone = 0;
 
+# set by a file whose blocks go on with the payments MTN (the emulator)
+# has from the previous block, across a restart of nginx
+our $KeepMtn = 0;
+
 start_emulator();
 
 master_on();
@@ -91,7 +95,7 @@ add_block_preprocessor(sub {
     # registered now, after the file's own checks: it runs last
     add_response_body_check(\&wait_for_log_lines) if !$LogWaitHooked++;
 
-    emu_post('/_emu/reset', '{}');
+    emu_post('/_emu/reset', '{}') unless $KeepMtn;
 
     if (!defined $block->http_config) {
         $block->set_value('http_config', $Account);
