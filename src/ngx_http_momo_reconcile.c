@@ -301,8 +301,12 @@ ngx_http_momo_sweep_tick(ngx_event_t *ev)
 
     if (takeover) {
         ngx_log_error(NGX_LOG_NOTICE, ev->log, 0,
-                      "momo: this worker sweeps the momo zone now, "
-                      "taking over from worker %P", (ngx_pid_t) takeover);
+                      "momo: worker %P sweeps the momo zone now, taking "
+                      "over from worker %P", ngx_pid, (ngx_pid_t) takeover);
+
+    } else if (!sw->holder) {
+        ngx_log_error(NGX_LOG_NOTICE, ev->log, 0,
+                      "momo: worker %P sweeps the momo zone", ngx_pid);
     }
 
     sw->holder = 1;
@@ -373,6 +377,13 @@ ngx_http_momo_sweep_more(ngx_event_t *ev)
     sw = ngx_http_momo_sweeper;
 
     if (sw == NULL) {
+        return;
+    }
+
+    /* another worker took the lease over: the rest of the round is its */
+
+    if (!sw->holder) {
+        sw->next = sw->ndue;
         return;
     }
 

@@ -51,6 +51,34 @@ sub main::queries {
     return scalar(keys %n) . " payments queried, at most " . ($max // 0) . " times\n";
 }
 
+# nginx's /metrics, polled (at most 20 s) until it matches
+sub main::poll_metrics {
+    my $re = shift;
+    my $m = '';
+    for (1 .. 400) {
+        (undef, $m) = t::MomoFlow::http($ENV{TEST_NGINX_SERVER_PORT}, 'GET',
+                                        '/metrics');
+        last if $m =~ $re;
+        select undef, undef, undef, 0.05;
+    }
+    return $m;
+}
+
+# SIGKILL to the worker that sweeps (the last one the error log names)
+sub main::kill_sweeper {
+    my $body = shift;
+    my $log = "$ENV{TEST_NGINX_SERVROOT}/logs/error.log";
+    open my $fh, '<', $log or return "no error log\n";
+    my $pid;
+    while (<$fh>) {
+        $pid = $1 if /momo: worker (\d+) sweeps the momo zone/;
+    }
+    close $fh;
+    return "no sweeper\n" unless $pid;
+    kill 'KILL', $pid;
+    return "killed\n";
+}
+
 run_tests();
 
 __DATA__
@@ -97,3 +125,88 @@ $/,
  qr/^20 payments queried, at most [123] times$/,
  qr/^20$/,
  qr/momo_pending_payments\{age="0-1m"\} 0\n.*momo_reconcile_queries_total\{result="final"\} 20\n.*momo_reconcile_queries_total\{result="given_up"\} 0\n.*momo_notify_pending 0\n/s]
+
+
+
+
+=== TEST 2: the sweeping worker is killed in the middle of a sweep: the other worker takes over, every outcome arrives once
+MTN's status answers take 2 s, so the sweep is in the middle of its
+queries when its worker is killed.
+--- http_config eval
+$t::MomoTest::Account . $main::Sweep
+--- init
+t::MomoTest::emu_post('/_emu/config', '{"drop_callbacks": true}');
+t::MomoTest::emu_post('/_emu/faults', '{"method": "GET", "path": "/collection/v1_0/requesttopay/", "delay_ms": 2000, "times": 4}');
+--- config
+    momo_notify /_app/notify;
+
+    location = /api/payments/mtn-momo {
+        momo_pay;
+    }
+
+    location = /metrics {
+        momo_metrics;
+    }
+--- more_headers
+Content-Type: application/json
+--- request eval
+[@main::Pay[0 .. 3],
+ "GET /emu/wait?path=/collection/v1_0/requesttopay/&method=GET&count=1&timeout_ms=20000",
+ "GET /emu/health",
+ "GET /emu/wait?path=/_emu/sink/notify&count=4&timeout_ms=20000",
+ "GET /emu/requests?path=/_emu/sink/notify",
+ "GET /metrics"]
+--- timeout: 25
+--- response_body_filters eval
+[([\&main::summary]) x 5, [\&main::kill_sweeper], [\&main::summary], [\&main::summary],
+ [sub { main::poll_metrics(qr/momo_notify_pending 0\n/) }]]
+--- response_body_like eval
+[(qr/"status": "pending"/) x 4,
+ qr/^[1-4]$/,
+ qr/^killed$/,
+ qr/^4$/,
+ qr/^1 failed APPROVAL_REJECTED
+1 failed EXPIRED
+1 failed INTERNAL_PROCESSING_ERROR
+1 successful null
+4 payments, at most 1 each
+$/,
+ qr/momo_reconcile_takeovers_total [1-9]\n.*momo_notify_pending 0\n/s]
+--- no_error_log eval
+["[emerg]", "[crit]"]
+
+
+
+=== TEST 3: a payment still pending at the last momo_reconcile age is logged, counted and left alone
+46733123454 stays CREATED at MTN forever.
+--- http_config eval
+$t::MomoTest::Account . "    momo_reconcile 200ms 400ms;\n"
+--- init
+t::MomoTest::emu_post('/_emu/config', '{"drop_callbacks": true}');
+--- config
+    momo_notify /_app/notify;
+
+    location = /api/payments/mtn-momo {
+        momo_pay;
+    }
+
+    location = /metrics {
+        momo_metrics;
+    }
+--- more_headers
+Content-Type: application/json
+--- request eval
+["POST /api/payments/mtn-momo\n" . t::MomoTest::pay_json(phone => '46733123454'),
+ "GET /metrics",
+ "GET /emu/requests?path=/collection/v1_0/requesttopay/&method=GET",
+ "GET /emu/count?path=/_emu/sink/notify"]
+--- timeout: 25
+--- response_body_filters eval
+[[\&main::summary], [sub { main::poll_metrics(qr/result="given_up"\} 1\n/) }], [\&main::summary], [\&main::summary]]
+--- response_body_like eval
+[qr/"status": "pending"/,
+ qr/momo_pending_payments\{age="0-1m"\} 1\n.*momo_reconcile_queries_total\{result="pending"\} [12]\n.*momo_reconcile_queries_total\{result="given_up"\} 1\n/s,
+ qr/^1 payments queried, at most [12] times$/,
+ qr/^0$/]
+--- error_log eval
+qr/\[warn\] .*momo: payment "[0-9a-f-]{36}" is still pending \d+s after MTN accepted it: the reconciler stops asking/

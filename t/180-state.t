@@ -11,6 +11,9 @@ use POSIX qw(SIGKILL);
 
 $t::MomoTest::KeepMtn = 1;
 
+# what is shown is a restart: never a reload, even under TEST_NGINX_USE_HUP
+$Test::Nginx::Util::UseHup = 0;
+
 plan 'no_plan';
 
 our $State = "$ENV{TEST_NGINX_SERVROOT}-momo.state";
