@@ -423,10 +423,9 @@ ngx_http_momo_sweep_note(ngx_http_momo_sweeper_t *sw, ngx_http_momo_due_t *due)
 
     sc = ngx_http_momo_sweep_counters(sw->zone);
 
-    if (due->what == NGX_HTTP_MOMO_DUE_GIVEN_UP) {
-        (void) ngx_atomic_fetch_add(
-                          &sc->results[NGX_HTTP_MOMO_SWEEP_GIVEN_UP], 1);
+    /* the log line first: whoever reads the counter finds the line */
 
+    if (due->what == NGX_HTTP_MOMO_DUE_GIVEN_UP) {
         ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
                       "momo: payment \"%*s\" is still pending %uLs after "
                       "MTN accepted it: the reconciler stops asking "
@@ -434,10 +433,11 @@ ngx_http_momo_sweep_note(ngx_http_momo_sweeper_t *sw, ngx_http_momo_due_t *due)
                       "must find its outcome",
                       (size_t) NGX_HTTP_MOMO_UUID_LEN, due->ref,
                       due->age / 1000);
+
+        (void) ngx_atomic_fetch_add(
+                          &sc->results[NGX_HTTP_MOMO_SWEEP_GIVEN_UP], 1);
         return;
     }
-
-    (void) ngx_atomic_fetch_add(&sc->notify_given_up, 1);
 
     ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
                   "momo: the outcome of payment \"%*s\" was not "
@@ -445,6 +445,8 @@ ngx_http_momo_sweep_note(ngx_http_momo_sweeper_t *sw, ngx_http_momo_due_t *due)
                   "deliveries (momo_notify_retry's total)",
                   (size_t) NGX_HTTP_MOMO_UUID_LEN, due->ref,
                   due->age / 1000);
+
+    (void) ngx_atomic_fetch_add(&sc->notify_given_up, 1);
 }
 
 

@@ -49,6 +49,19 @@ sub main::deliveries {
     return $out;
 }
 
+# nginx's /metrics, polled (at most 20 s) until it matches
+sub main::poll_metrics {
+    my $re = shift;
+    my $m = '';
+    for (1 .. 400) {
+        (undef, $m) = t::MomoFlow::http($ENV{TEST_NGINX_SERVER_PORT}, 'GET',
+                                        '/metrics');
+        last if $m =~ $re;
+        select undef, undef, undef, 0.05;
+    }
+    return $m;
+}
+
 run_tests();
 
 __DATA__
@@ -140,9 +153,11 @@ t::MomoTest::emu_post('/_emu/faults', '{"path": "/_emu/sink/notify", "status": 5
     }
 --- request eval
 ["GET /api/payments/mtn-momo/status/$main::Ref",
- "GET /emu/wait?path=/_emu/sink/notify&count=100&timeout_ms=3000",
+ "GET /emu/count?path=/_emu/sink/notify",
  "GET /metrics"]
---- timeout: 10
+--- timeout: 30
+--- response_body_filters eval
+[[sub { main::poll_metrics(qr/result="given_up"\} 1\n/); $_[0] }], [], []]
 --- response_body_like eval
 [qr/"status": "successful"/,
  qr/^[3-9]$/,

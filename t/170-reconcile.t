@@ -202,7 +202,8 @@ Content-Type: application/json
  "GET /emu/count?path=/_emu/sink/notify"]
 --- timeout: 25
 --- response_body_filters eval
-[[\&main::summary], [sub { main::poll_metrics(qr/result="given_up"\} 1\n/) }], [\&main::summary], [\&main::summary]]
+[[\&main::summary, sub { main::poll_metrics(qr/result="given_up"\} 1\n/); $_[0] }],
+ [\&main::summary], [\&main::summary], [\&main::summary]]
 --- response_body_like eval
 [qr/"status": "pending"/,
  qr/momo_pending_payments\{age="0-1m"\} 1\n.*momo_reconcile_queries_total\{result="pending"\} [12]\n.*momo_reconcile_queries_total\{result="given_up"\} 1\n/s,
