@@ -468,6 +468,7 @@ struct ngx_http_momo_ctx_s {
     /* set for a request without a client (a timer's fake request) */
     ngx_http_momo_finalize_pt   finalize;
     void                       *timer_data;     /* the timer's item */
+    ngx_uint_t                  budget_reserve; /* left to others: sweep */
 
     ngx_str_t                   token;
     ngx_uint_t                  token_gen;

@@ -468,10 +468,7 @@ ngx_http_momo_sweep_run(ngx_http_momo_sweeper_t *sw, ngx_http_momo_due_t *due)
     a = ngx_http_momo_sweep_account(sw, due->account);
     sc = ngx_http_momo_sweep_counters(sw->zone);
 
-    if (due->what == NGX_HTTP_MOMO_DUE_QUERY) {
-        (void) ngx_atomic_fetch_add(&sc->budget_used, 1);
-
-    } else {
+    if (due->what == NGX_HTTP_MOMO_DUE_NOTIFY) {
         (void) ngx_atomic_fetch_add(&sc->notify_sent, 1);
     }
 
@@ -491,6 +488,10 @@ ngx_http_momo_sweep_run(ngx_http_momo_sweeper_t *sw, ngx_http_momo_due_t *due)
     ctx->headless = 1;          /* nobody to answer */
     ctx->finalize = ngx_http_momo_sweep_finish;
     ctx->timer_data = due;
+
+    /* the clients' polls keep a fifth of the status budget to themselves */
+
+    ctx->budget_reserve = (ngx_uint_t) a->mlcf->status_rate / 5;
 
     ctx->reference_id.len = NGX_HTTP_MOMO_UUID_LEN;
     ctx->reference_id.data = ngx_pnalloc(r->pool, NGX_HTTP_MOMO_UUID_LEN);
@@ -569,7 +570,17 @@ ngx_http_momo_sweep_finish(ngx_http_request_t *r, ngx_int_t rc)
         return;
     }
 
-    if (due->what == NGX_HTTP_MOMO_DUE_QUERY) {
+    if (due->what == NGX_HTTP_MOMO_DUE_QUERY && ctx->over_budget) {
+
+        /* MTN was not asked: the age waits for the next round, as does
+         * the rest of this round */
+
+        sc = ngx_http_momo_sweep_counters(sw->zone);
+        (void) ngx_atomic_fetch_add(
+                          &sc->results[NGX_HTTP_MOMO_SWEEP_DEFERRED], 1);
+        sw->next = sw->ndue;
+
+    } else if (due->what == NGX_HTTP_MOMO_DUE_QUERY) {
         ngx_http_momo_sweep_swept(sw->zone, due->ref, due->step);
 
         if (ngx_http_momo_state_final(ctx->rec.state)) {
@@ -584,6 +595,10 @@ ngx_http_momo_sweep_finish(ngx_http_request_t *r, ngx_int_t rc)
 
         sc = ngx_http_momo_sweep_counters(sw->zone);
         (void) ngx_atomic_fetch_add(&sc->results[result], 1);
+
+        if (!ctx->stale) {
+            (void) ngx_atomic_fetch_add(&sc->budget_used, 1);
+        }
 
         ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                        "momo sweep \"%*s\": %V",

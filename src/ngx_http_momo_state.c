@@ -298,6 +298,10 @@ ngx_http_momo_state_insert(ngx_http_momo_shctx_t *sh, ngx_slab_pool_t *shpool,
             mn->rec.notified = 0;
         }
 
+        /* into the eviction queue its state belongs to */
+
+        ngx_http_momo_record_touch(sh, mn);
+
         loaded++;
     }
 
@@ -433,6 +437,7 @@ ngx_http_momo_state_snapshot(ngx_shm_zone_t *zone, ngx_str_t *path,
 {
     size_t                         size;
     uint64_t                       n, max;
+    ngx_uint_t                     lru;
     ngx_pool_t                    *pool;
     ngx_queue_t                   *q;
     ngx_slab_pool_t               *shpool;
@@ -481,15 +486,18 @@ ngx_http_momo_state_snapshot(ngx_shm_zone_t *zone, ngx_str_t *path,
 
     ngx_shmtx_lock(&shpool->mutex);
 
-    for (q = ngx_queue_last(&sh->queue);
-         q != ngx_queue_sentinel(&sh->queue) && n < max;
-         q = ngx_queue_prev(q))
-    {
-        mn = ngx_queue_data(q, ngx_http_momo_node_t, queue);
+    for (lru = 0; lru < NGX_HTTP_MOMO_LRU_MAX; lru++) {
 
-        e[n].rec = mn->rec;
-        e[n].sched = mn->sched;
-        n++;
+        for (q = ngx_queue_last(&sh->lru[lru]);
+             q != ngx_queue_sentinel(&sh->lru[lru]) && n < max;
+             q = ngx_queue_prev(q))
+        {
+            mn = ngx_queue_data(q, ngx_http_momo_node_t, queue);
+
+            e[n].rec = mn->rec;
+            e[n].sched = mn->sched;
+            n++;
+        }
     }
 
     ngx_shmtx_unlock(&shpool->mutex);

@@ -320,7 +320,7 @@ static ngx_int_t
 ngx_http_momo_query_send(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
 {
     if (ngx_http_momo_budget_take(ctx->zone, &ctx->product->token_key,
-                                  ctx->mlcf->status_rate, 0)
+                                  ctx->mlcf->status_rate, ctx->budget_reserve)
         != NGX_OK)
     {
         ngx_http_momo_record_unquery(ctx->zone, ctx->reference_id.data,
