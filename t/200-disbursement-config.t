@@ -99,7 +99,7 @@ $t::MomoTest::Account . ($t::MomoTest::Disbursement =~ s/momo_disbursement_api_u
  "GET /balance/collection",
  "GET /emu/requests"]
 --- response_body_filters eval
-[[], [], [], [], \&t::MomoFlow::canon]
+[[], [], [], [], [\&t::MomoFlow::canon]]
 --- response_body eval
 [qq{{"success": true, "product": "collection", "available_balance": "1000", "currency": "EUR"}\n},
  qq{{"success": true, "product": "disbursement", "available_balance": "1000000", "currency": "EUR"}\n},

@@ -223,7 +223,7 @@ for my $i (2 .. 5) {
 ["GET /emu/count?path=/disbursement/v1_0/refund&method=POST",
  "GET /emu/refunds"]
 --- response_body_filters eval
-[[], \&t::MomoFlow::canon]
+[[], [\&t::MomoFlow::canon]]
 --- response_body_like eval
 ['^1$', qr/^payment REF1 SUCCESSFUL 30 EUR *\n$/]
 --- timeout: 20

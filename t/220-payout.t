@@ -152,7 +152,7 @@ Content-Type: application/json
 --- error_code eval
 [422, 200, 200]
 --- response_body_filters eval
-[[], [], \&t::MomoFlow::canon]
+[[], [], [\&t::MomoFlow::canon]]
 --- response_body_like eval
 [qr/^\{"success": false, "error": \{"code": "ACCOUNT_HOLDER_NOT_ACTIVE", /,
  qr/"status": "pending"/,

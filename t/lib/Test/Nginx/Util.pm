@@ -2036,6 +2036,12 @@ sub transform_response_body ($$$) {
 
     my $filter = $filters;
     if (ref $filters->[0] eq 'ARRAY') {
+        # as upstream: every element of a two-dimensional list is a list
+        for my $elem (@$filters) {
+            bail_out($block->name . " - the --- response_body_filters "
+                     . "two-dimensional array only be like [[uc], [lc]] "
+                     . "not [[uc], lc]") if ref $elem ne 'ARRAY';
+        }
         $filter = $filters->[$req_idx];
         bail_out($block->name . " - the --- response_body_filters two-dimensional array "
                  . "does not match the request ($req_idx)") if !defined $filter;
