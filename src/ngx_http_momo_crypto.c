@@ -37,6 +37,7 @@ typedef struct {
 static ngx_int_t ngx_http_momo_hmac(ngx_str_t *key, u_char *d1, size_t l1,
     u_char *d2, size_t l2, u_char *md);
 static EVP_MAC_CTX *ngx_http_momo_hmac_ctx(ngx_str_t *key);
+static void ngx_http_momo_hmac_key_free(ngx_http_momo_hmac_key_t *k);
 static EVP_MAC_CTX *ngx_http_momo_hmac_new(ngx_http_momo_hmac_key_t *k,
     ngx_str_t *key);
 static void ngx_http_momo_uuid_format(u_char *b, u_char *out);
@@ -277,6 +278,39 @@ ngx_http_momo_hmac(ngx_str_t *key, u_char *d1, size_t l1, u_char *d2,
 }
 
 
+/*
+ * At process exit: the keyed contexts and the copies of the secrets go,
+ * so that neither stays in memory nor shows as lost under valgrind.
+ */
+
+void
+ngx_http_momo_hmac_free(void)
+{
+    ngx_uint_t                 i;
+    ngx_http_momo_hmac_key_t  *k;
+
+    for (i = 0; i < NGX_HTTP_MOMO_HMAC_KEYS; i++) {
+        k = &ngx_http_momo_hmac_keys[i];
+
+        if (k->ctx == NULL) {
+            continue;
+        }
+
+        ngx_http_momo_hmac_key_free(k);
+    }
+}
+
+
+static void
+ngx_http_momo_hmac_key_free(ngx_http_momo_hmac_key_t *k)
+{
+    EVP_MAC_CTX_free(k->ctx);
+    ngx_explicit_memzero(k->key.data, k->key.len);
+    ngx_free(k->key.data);
+    k->ctx = NULL;
+}
+
+
 /* a context keyed with key and ready for EVP_MAC_update() */
 
 static EVP_MAC_CTX *
@@ -304,10 +338,7 @@ ngx_http_momo_hmac_ctx(ngx_str_t *key)
                                  % NGX_HTTP_MOMO_HMAC_KEYS];
 
     if (k->ctx != NULL) {
-        EVP_MAC_CTX_free(k->ctx);
-        ngx_explicit_memzero(k->key.data, k->key.len);
-        ngx_free(k->key.data);
-        k->ctx = NULL;
+        ngx_http_momo_hmac_key_free(k);
     }
 
     return ngx_http_momo_hmac_new(k, key);

@@ -647,6 +647,7 @@ static void
 ngx_http_momo_exit_process(ngx_cycle_t *cycle)
 {
     ngx_http_momo_reconcile_exit_process(cycle);
+    ngx_http_momo_hmac_free();
 
     if (ngx_process == NGX_PROCESS_SINGLE) {
         ngx_http_momo_exit_master(cycle);

@@ -510,6 +510,7 @@ struct ngx_http_momo_ctx_s {
 extern ngx_module_t  ngx_http_momo_module;
 
 /* ngx_http_momo_crypto.c: UUIDs, HMAC, Basic credentials */
+void ngx_http_momo_hmac_free(void);
 ngx_int_t ngx_http_momo_uuid_random(u_char *out);
 ngx_int_t ngx_http_momo_uuid_derive(ngx_str_t *secret, ngx_str_t *material,
     u_char *out);
