@@ -168,6 +168,10 @@ could not be recorded
 1000 payments from 16 clients at once, each called back by the emulator
 0.1 s after it; the zone holds a few hundred of them.  The status budget
 is raised: at MTN's 10 per second, verifying 1000 callbacks takes 100 s.
+The MTN legs keep the shipped timeouts (15 s for a payment), not the
+suite's 3 s: on a loaded machine the emulator answers some of 1000
+payments in more than 3 s, and this block is about the zone, not about
+timeouts.  The notifies are awaited by count (nginx's own), with a bound.
 --- http_config eval
 $main::SmallZone
 --- init
@@ -179,12 +183,10 @@ my $res = t::MomoFlow::burst(1000, 16, sub {
 });
 Test::More::is(scalar(grep { $_ && $_->[0] == 200 } @$res), 1000,
                "$0 TEST 6: 1000 payments answered 200");
-my $deadline = Time::HiRes::time() + 15;
-while (Time::HiRes::time() < $deadline
-       && t::MomoTest::emu_get('/_emu/count?path=/_emu/sink/notify') < 1000)
-{
-    Time::HiRes::sleep(0.1);
-}
+t::MomoHttp::wait_for(sub {
+    t::MomoHttp::request('GET', '/metrics')->{body}
+        =~ /^momo_notify_total\{result="ok"\} (\d+)$/m && $1 >= 1000
+}, 120);
 Time::HiRes::sleep(0.3);
 my $rows = JSON::PP::decode_json(t::MomoTest::emu_get('/_emu/requests?path=/_emu/sink/notify'));
 my %n;
@@ -193,6 +195,8 @@ Test::More::is(scalar(keys %n), 1000, "$0 TEST 6: 1000 payments notified");
 Test::More::is(scalar(grep { $_ != 1 } values %n), 0,
                "$0 TEST 6: each payment notified once");
 --- config
+    include $TEST_NGINX_MOMO_ROOT/conf/momo_locations.conf;
+
     momo_notify /_app/notify;
     momo_status_rate 1000;
 
