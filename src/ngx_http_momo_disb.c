@@ -28,7 +28,6 @@ static ngx_int_t ngx_http_momo_disb_token(ngx_http_request_t *r,
     ngx_http_momo_ctx_t *ctx);
 static ngx_int_t ngx_http_momo_disb_settle(ngx_http_request_t *r,
     ngx_http_momo_ctx_t *ctx, ngx_uint_t state);
-static void ngx_http_momo_disb_cleanup(void *data);
 static ngx_int_t ngx_http_momo_disb_send(ngx_http_request_t *r,
     ngx_http_momo_ctx_t *ctx);
 static ngx_int_t ngx_http_momo_disb_done(ngx_http_request_t *r,
@@ -371,26 +370,19 @@ ngx_http_momo_disb_begin(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
 }
 
 
-/* this request holds the operation now: its end settles it, whatever */
+/*
+ * This request holds the operation now: its answer settles it, else its
+ * end does (ngx_http_momo_release), whatever that end is.
+ */
 
 static ngx_int_t
 ngx_http_momo_disb_token(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
 {
-    ngx_pool_cleanup_t         *cln;
     ngx_http_momo_main_conf_t  *mmcf;
 
     mmcf = ngx_http_get_module_main_conf(r, ngx_http_momo_module);
 
-    cln = ngx_pool_cleanup_add(r->pool, 0);
-    if (cln == NULL) {
-        return NGX_ERROR;
-    }
-
     ctx->disb->sending = 1;
-    ctx->disb->zone = mmcf->shm_zone;
-
-    cln->handler = ngx_http_momo_disb_cleanup;
-    cln->data = ctx;
 
     /* in the zone before MTN sees it: a status query finds it */
 
@@ -414,35 +406,32 @@ static ngx_int_t
 ngx_http_momo_disb_settle(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx,
     ngx_uint_t state)
 {
-    ngx_http_momo_main_conf_t  *mmcf;
-
     if (!ctx->disb->sending) {
         return NGX_OK;
     }
 
-    mmcf = ngx_http_get_module_main_conf(r, ngx_http_momo_module);
-
     ctx->disb->sending = 0;
-    ngx_http_momo_ledger_end(mmcf->shm_zone, ctx->disb->ref.data, state);
+    ngx_http_momo_ledger_end(ctx->zone, ctx->disb->ref.data, state);
 
     return NGX_OK;
 }
 
 
-/* the request ends (client gone, worker exiting) while it was sending */
+/*
+ * The request ends (client gone, worker exiting, an error) while it was
+ * sending: once the POST went out, MTN may have the operation.
+ */
 
-static void
-ngx_http_momo_disb_cleanup(void *data)
+void
+ngx_http_momo_disb_release(ngx_http_momo_ctx_t *ctx)
 {
-    ngx_http_momo_ctx_t *ctx = data;
-
-    if (!ctx->disb->sending) {
+    if (ctx->disb == NULL || !ctx->disb->sending) {
         return;
     }
 
     ctx->disb->sending = 0;
 
-    ngx_http_momo_ledger_end(ctx->disb->zone, ctx->disb->ref.data,
+    ngx_http_momo_ledger_end(ctx->zone, ctx->disb->ref.data,
                              ctx->call && ctx->call->leg
                                           == ngx_http_momo_op_leg(ctx, 0)
                              ? NGX_HTTP_MOMO_OP_UNKNOWN

@@ -409,7 +409,6 @@ typedef struct {
     ngx_str_t                   payment_ref;    /* a refund's payment */
     ngx_str_t                   body;           /* the POST's JSON */
     ngx_http_momo_step_pt       start;          /* after the body is read */
-    ngx_shm_zone_t             *zone;
     unsigned                    sending:1;      /* holds the ledger lease */
 } ngx_http_momo_disb_t;
 
@@ -716,6 +715,7 @@ ngx_int_t ngx_http_momo_callback_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_momo_refund_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_momo_payout_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_momo_balance_handler(ngx_http_request_t *r);
+void ngx_http_momo_pay_release(ngx_http_momo_ctx_t *ctx, ngx_uint_t forget);
 
 /* ngx_http_momo_status.c: the status query shared by status and callback;
  * ngx_http_momo_mtn.c: what MTN's answers mean */
@@ -744,6 +744,7 @@ ngx_int_t ngx_http_momo_disb_begin(ngx_http_request_t *r,
     ngx_http_momo_ctx_t *ctx);
 ngx_int_t ngx_http_momo_disb_refuse(ngx_http_request_t *r,
     ngx_http_momo_ctx_t *ctx, ngx_uint_t status, char *code, char *message);
+void ngx_http_momo_disb_release(ngx_http_momo_ctx_t *ctx);
 ngx_int_t ngx_http_momo_callback_kind(ngx_http_momo_loc_conf_t *mlcf,
     ngx_str_t *ref, u_char *token);
 ngx_int_t ngx_http_momo_op_callback_url(ngx_http_request_t *r,

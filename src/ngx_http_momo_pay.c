@@ -25,9 +25,6 @@ static ngx_int_t ngx_http_momo_pay_reference(ngx_http_request_t *r,
     ngx_http_momo_ctx_t *ctx);
 static ngx_int_t ngx_http_momo_pay_claim(ngx_http_request_t *r,
     ngx_http_momo_ctx_t *ctx);
-static void ngx_http_momo_pay_cleanup(void *data);
-static void ngx_http_momo_pay_release(ngx_http_request_t *r,
-    ngx_http_momo_ctx_t *ctx, ngx_uint_t forget);
 static ngx_int_t ngx_http_momo_pay_same(ngx_http_momo_ctx_t *ctx,
     ngx_http_momo_mtn_body_t *b);
 static void ngx_http_momo_pay_record(ngx_http_momo_ctx_t *ctx);
@@ -255,19 +252,13 @@ ngx_http_momo_pay_claim(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
 {
     ngx_int_t                   rc;
     ngx_uint_t                  fresh;
-    ngx_pool_cleanup_t         *cln;
     ngx_http_momo_main_conf_t  *mmcf;
 
     mmcf = ngx_http_get_module_main_conf(r, ngx_http_momo_module);
 
-    /* the lease dies with the request, whichever way it ends */
-
-    cln = ngx_pool_cleanup_add(r->pool, 0);
-    if (cln == NULL) {
-        return NGX_ERROR;
-    }
-
     ngx_http_momo_pay_record(ctx);
+
+    /* the lease dies with the request: see ngx_http_momo_release() */
 
     rc = ngx_http_momo_record_claim(mmcf->shm_zone, &ctx->rec,
                                     NGX_HTTP_MOMO_PAY_LEASE, &ctx->pay_owner,
@@ -276,8 +267,6 @@ ngx_http_momo_pay_claim(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
     switch (rc) {
 
     case NGX_OK:
-        cln->handler = ngx_http_momo_pay_cleanup;
-        cln->data = r;
         ctx->pay_fresh = fresh;
 
         return ngx_http_momo_check_holder(r, ctx, ngx_http_momo_pay_send);
@@ -300,35 +289,19 @@ ngx_http_momo_pay_claim(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
 }
 
 
-static void
-ngx_http_momo_pay_cleanup(void *data)
+/*
+ * Ends the payment lease this request holds, if any.  "forget": MTN may
+ * not have this payload, which then proves nothing for the key.
+ */
+
+void
+ngx_http_momo_pay_release(ngx_http_momo_ctx_t *ctx, ngx_uint_t forget)
 {
-    ngx_http_request_t *r = data;
-
-    ngx_http_momo_ctx_t  *ctx;
-
-    ctx = ngx_http_get_module_ctx(r, ngx_http_momo_module);
-
-    if (ctx != NULL) {
-        /* a payload MTN never saw proves nothing */
-        ngx_http_momo_pay_release(r, ctx, !ctx->pay_sent);
-    }
-}
-
-
-static void
-ngx_http_momo_pay_release(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx,
-    ngx_uint_t forget)
-{
-    ngx_http_momo_main_conf_t  *mmcf;
-
     if (ctx->pay_owner == 0) {
         return;
     }
 
-    mmcf = ngx_http_get_module_main_conf(r, ngx_http_momo_module);
-
-    ngx_http_momo_record_release(mmcf->shm_zone, ctx->reference_id.data,
+    ngx_http_momo_record_release(ctx->zone, ctx->reference_id.data,
                                  ctx->pay_owner, forget && ctx->pay_fresh);
     ctx->pay_owner = 0;
 }
@@ -532,7 +505,7 @@ ngx_http_momo_pay_done(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
         ctx->rec.accepted = 1;
 
         (void) ngx_http_momo_record_update(mmcf->shm_zone, &ctx->rec, 0);
-        ngx_http_momo_pay_release(r, ctx, 0);
+        ngx_http_momo_pay_release(ctx, 0);
 
         return ngx_http_momo_pay_answer(r, ctx, NGX_HTTP_MOMO_PAY_ACCEPTED);
     }
@@ -612,7 +585,7 @@ ngx_http_momo_pay_replay_done(ngx_http_request_t *r,
     ctx->rec.accepted = 1;
 
     (void) ngx_http_momo_record_update(mmcf->shm_zone, &ctx->rec, 0);
-    ngx_http_momo_pay_release(r, ctx, 0);
+    ngx_http_momo_pay_release(ctx, 0);
 
     if (!same) {
         return ngx_http_momo_pay_conflict(r, ctx);
@@ -778,7 +751,7 @@ static ngx_int_t
 ngx_http_momo_pay_unsure(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx,
     ngx_http_momo_error_t *err, ngx_uint_t forget, ngx_uint_t result)
 {
-    ngx_http_momo_pay_release(r, ctx, forget);
+    ngx_http_momo_pay_release(ctx, forget);
 
     ngx_str_set(&ctx->status, "unknown");
     err->retryable = 1;

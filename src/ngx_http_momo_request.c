@@ -14,7 +14,8 @@
  * installs its writer for the second.
  *
  * Whatever the request holds in the shared zone (a status-query lease, a
- * notify lease, a token-refresh lease) is stamped with this worker's pid
+ * notify lease, a token-refresh lease, a payment's lease, a refund's or a
+ * payout's ledger entry) is stamped with this worker's pid
  * and a serial of its own, and released from the request's pool cleanup,
  * the way the file cache pairs lock_time with ngx_http_file_cache_free():
  * a request that is cancelled (HTTP/2 RST_STREAM), fails or is
@@ -384,6 +385,11 @@ ngx_http_momo_release(ngx_http_momo_ctx_t *ctx)
                                     ctx->token_lease);
         ctx->token_lease = 0;
     }
+
+    /* a payload MTN never saw proves nothing for its key */
+    ngx_http_momo_pay_release(ctx, !ctx->pay_sent);
+
+    ngx_http_momo_disb_release(ctx);
 }
 
 
