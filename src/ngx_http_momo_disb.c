@@ -517,8 +517,8 @@ ngx_http_momo_disb_done(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
 
     if (status == NGX_HTTP_CONFLICT) {
         /* RESOURCE_ALREADY_EXIST: an earlier try reached MTN */
-        return ngx_http_momo_status_call(r, ctx,
-                                         ngx_http_momo_disb_replay_done);
+        return ngx_http_momo_status_recheck(r, ctx,
+                                            ngx_http_momo_disb_replay_done);
     }
 
     if (status == NGX_HTTP_UNAUTHORIZED && b.status_code == -1) {

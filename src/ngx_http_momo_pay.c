@@ -537,7 +537,8 @@ ngx_http_momo_pay_done(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
 static ngx_int_t
 ngx_http_momo_pay_replay(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
 {
-    return ngx_http_momo_status_call(r, ctx, ngx_http_momo_pay_replay_done);
+    return ngx_http_momo_status_recheck(r, ctx,
+                                        ngx_http_momo_pay_replay_done);
 }
 
 

@@ -44,6 +44,7 @@ static ngx_int_t ngx_http_momo_query_record(ngx_http_momo_ctx_t *ctx,
     ngx_uint_t answered);
 static ngx_int_t ngx_http_momo_query_failed(ngx_http_request_t *r,
     ngx_http_momo_ctx_t *ctx, ngx_http_momo_mtn_body_t *b);
+static ngx_int_t ngx_http_momo_status_budget(ngx_http_momo_ctx_t *ctx);
 
 
 ngx_int_t
@@ -319,10 +320,7 @@ ngx_http_momo_query_stale(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
 static ngx_int_t
 ngx_http_momo_query_send(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
 {
-    if (ngx_http_momo_budget_take(ctx->zone, &ctx->product->token_key,
-                                  ctx->mlcf->status_rate, ctx->budget_reserve)
-        != NGX_OK)
-    {
+    if (ngx_http_momo_status_budget(ctx) != NGX_OK) {
         ngx_http_momo_record_unquery(ctx->zone, ctx->reference_id.data,
                                      ctx->query_lease);
         ctx->query_lease = 0;
@@ -332,6 +330,54 @@ ngx_http_momo_query_send(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
     }
 
     return ngx_http_momo_status_call(r, ctx, ngx_http_momo_query_done);
+}
+
+
+static ngx_int_t
+ngx_http_momo_status_budget(ngx_http_momo_ctx_t *ctx)
+{
+    return ngx_http_momo_budget_take(ctx->zone, &ctx->product->token_key,
+                                     ctx->mlcf->status_rate,
+                                     ctx->budget_reserve);
+}
+
+
+/*
+ * After MTN's 409 to a payment, a refund or a payout, only MTN's status of
+ * it, with its amount, says what the key stands for.  That query spends a
+ * unit of the status budget as any other.  Over budget MTN is not asked:
+ * nothing proves the payload, so the answer is a retryable 503 with the
+ * reference id, and the request's end (ngx_http_momo_release) writes
+ * nothing of this payload.
+ */
+
+ngx_int_t
+ngx_http_momo_status_recheck(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx,
+    ngx_http_momo_step_pt next)
+{
+    ngx_http_momo_error_t  err;
+
+    if (ngx_http_momo_status_budget(ctx) == NGX_OK) {
+        return ngx_http_momo_status_call(r, ctx, next);
+    }
+
+    ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                  "momo: MTN already has %V \"%V\"; its status is not "
+                  "asked: momo_status_rate is used up for this second",
+                  ngx_http_momo_kind_name(ctx->kind), &ctx->reference_id);
+
+    ctx->over_budget = 1;
+    ngx_str_set(&ctx->status, "unknown");
+
+    ngx_http_momo_error_set(&err, NGX_HTTP_SERVICE_UNAVAILABLE,
+                            "STATUS_RATE_LIMITED",
+                            "MTN already has an operation for this "
+                            "Idempotency-Key and the status queries MTN "
+                            "allows for this second are used; retry with "
+                            "the same Idempotency-Key");
+    err.retryable = 1;
+
+    return ngx_http_momo_fail(r, ctx, &err, NGX_HTTP_MOMO_PAY_UNAVAILABLE);
 }
 
 

@@ -297,3 +297,49 @@ Idempotency-Key: booking-2008
 GET /collection/v1_0/requesttopay/REF1
 GET /collection/v1_0/requesttopay/REF1
 $}]
+
+
+
+=== TEST 9: the status checks after MTN's 409 draw on momo_status_rate: over it, a retryable 503 with the reference id, and nothing is written
+MTN has six payments made with six keys (by another gateway, or by this
+one before a restart); their six retries come at once, with
+momo_status_rate 1.  In any second MTN sees one status query; the retries
+it was not asked for get STATUS_RATE_LIMITED, and one of them, a second
+later, its payment.
+--- init
+my @keys = map { "rate-$_" } 1 .. 6;
+t::MomoFlow::mtn_pay(ref => t::MomoFlow::key_ref($_)) for @keys;
+my $res = t::MomoFlow::burst(6, 6, sub {
+    my $body = t::MomoTest::pay_json();
+    "POST /api/payments/mtn-momo HTTP/1.1\r\nHost: localhost\r\n"
+    . "Content-Type: application/json\r\nIdempotency-Key: $keys[$_[0]]\r\n"
+    . "Content-Length: " . length($body) . "\r\n\r\n$body"
+});
+my (@ok, @limited);
+for my $i (0 .. 5) {
+    my ($st, $body) = @{ $res->[$i] || [0, ''] };
+    my $ref = t::MomoFlow::key_ref($keys[$i]);
+    if ($st == 200 && $body =~ /"reference_id": "$ref", "status": "successful", "message": "Payment request was already sent/) {
+        push @ok, $i;
+    } elsif ($st == 503 && $body =~ /^\{"success": false, "error": \{"code": "STATUS_RATE_LIMITED", "message": "[^"]+", "retryable": true\}, "reference_id": "$ref", "status": "unknown"\}\n$/) {
+        push @limited, $i;
+    } else {
+        Test::More::diag("retry $i: $st $body");
+    }
+}
+Test::More::is(@ok + @limited, 6, "$0 TEST 9: each retry is its payment or STATUS_RATE_LIMITED");
+Test::More::cmp_ok(scalar @limited, '>=', 1, "$0 TEST 9: some retries were over the budget");
+Test::More::is(t::MomoTest::emu_get('/_emu/count?path=/collection/v1_0/requesttopay/&method=GET'),
+               scalar @ok, "$0 TEST 9: MTN was asked the status of the payments answered only");
+Time::HiRes::sleep(1.2);
+my $again = t::MomoHttp::pay(idempotency_key => $keys[$limited[0] // 0]);
+Test::More::is($again->{status}, 200, "$0 TEST 9: a second later, a refused retry gets its payment");
+--- config
+    momo_status_rate 1;
+
+    location = /api/payments/mtn-momo {
+        momo_pay;
+    }
+--- request
+GET /emu/rate?path=/collection/v1_0/requesttopay/&method=GET&window_ms=1000
+--- response_body: 1
