@@ -5,7 +5,6 @@
 
 use t::MomoTest;
 use t::MomoHttp;
-use IO::Socket::INET;
 
 plan 'no_plan';
 
@@ -40,17 +39,8 @@ sub account_with ($$) {
     return $t::MomoTest::Account =~ s/^(\s*$directive) \S+;/$1 $value;/mr;
 }
 
-# a free port, for a server of a block's own
-sub free_port () {
-    my $s = IO::Socket::INET->new(Listen => 1, LocalAddr => '127.0.0.1',
-                                  LocalPort => 0, ReuseAddr => 1)
-        or die "no free port: $!\n";
-    my $port = $s->sockport;
-    close $s;
-    return $port;
-}
-
-our $SpreadPort = free_port();
+# a port for a server of a block's own
+our $SpreadPort = t::MomoTest::free_port();
 
 run_tests();
 

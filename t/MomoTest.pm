@@ -186,14 +186,29 @@ sub write_locations () {
     return "$dir/momo_locations.conf";
 }
 
-# a free loopback port (t/run sets TEST_NGINX_MOMO_EMU_PORT for a whole run)
+# a free loopback port for a server a file or a block starts later
+# (t/run sets TEST_NGINX_MOMO_EMU_PORT for a whole run): as t/run's, below
+# the kernel's ephemeral range, so that no outgoing connection of this run
+# or of another one on the machine takes it before it is listened on
+my %Taken;
+
 sub free_port () {
-    my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0,
-                                  Proto => 'tcp', Listen => 1)
-        or die "no free port: $!\n";
-    my $port = $s->sockport;
-    close $s;
-    return $port;
+    $Taken{$_} = 1 for grep { $_ } @ENV{qw(TEST_NGINX_SERVER_PORT
+                                          TEST_NGINX_MOMO_EMU_PORT)};
+
+    for (1 .. 1000) {
+        my $port = 10000 + int rand 22000;
+        next if $Taken{$port};
+        my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1',
+                                      LocalPort => $port, Proto => 'tcp',
+                                      Listen => 1)
+            or next;
+        close $s;
+        $Taken{$port} = 1;
+        return $port;
+    }
+
+    die "no free port\n";
 }
 
 sub emu_request ($$$) {
