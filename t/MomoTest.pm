@@ -103,11 +103,13 @@ add_block_preprocessor(sub {
 
     # blocks expect a fresh zone, as after a restart; when blocks follow
     # each other by "nginx -s reload" (TEST_NGINX_USE_HUP), a zone of
-    # another size is a new zone
-    if ($ENV{TEST_NGINX_USE_HUP} && !$KeepZone) {
-        my $k = 1024 + 4 * ($Blocks++ % 2);
-        $block->set_value('http_config',
-                          $block->http_config =~ s/momo_zone 1m;/momo_zone ${k}k;/r);
+    # another size is a new zone: 4k more every other block, whatever
+    # size the block asks for (a block that must not start keeps its own)
+    if ($ENV{TEST_NGINX_USE_HUP} && !$KeepZone && !defined $block->must_die) {
+        my $more = 4 * ($Blocks++ % 2);
+        $block->set_value('http_config', $block->http_config
+            =~ s/momo_zone (\d+)([km])\b/
+                 "momo_zone " . ($1 * ($2 eq 'm' ? 1024 : 1) + $more) . "k"/er);
     }
 
     my $config = $block->config // '';
