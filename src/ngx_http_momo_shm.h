@@ -124,6 +124,26 @@ typedef struct {
 } ngx_http_momo_probe_t;
 
 
+/*
+ * A ledger entry as the state file keeps it: no tree node, no lease (the
+ * process that held it is gone when the file is read).
+ */
+
+typedef struct {
+    u_char                      ref[NGX_HTTP_MOMO_UUID_LEN];
+    u_char                      parent[NGX_HTTP_MOMO_UUID_LEN];
+    u_char                      kind;
+    u_char                      state;
+    u_char                      currency_len;
+    u_char                      phone_len;
+    u_char                      currency[8];
+    u_char                      phone[16];
+    int64_t                     amount;
+    int64_t                     reserved;
+    int64_t                     sent;
+} ngx_http_momo_ledger_saved_t;
+
+
 /* the times of an account's last status grants, a ring of "size" */
 
 typedef struct {
@@ -219,6 +239,11 @@ void ngx_http_momo_rbtree_insert_value(ngx_rbtree_node_t *temp,
 void ngx_http_momo_ledger_init(ngx_http_momo_shctx_t *sh);
 void ngx_http_momo_ledger_failed_locked(ngx_http_momo_shctx_t *sh,
     u_char *ref);
+ngx_uint_t ngx_http_momo_ledger_save_locked(ngx_http_momo_shctx_t *sh,
+    ngx_http_momo_ledger_saved_t *out, ngx_uint_t max);
+ngx_uint_t ngx_http_momo_ledger_load(ngx_http_momo_shctx_t *sh,
+    ngx_slab_pool_t *shpool, ngx_http_momo_ledger_saved_t *in,
+    ngx_uint_t n);
 
 ngx_http_momo_node_t *ngx_http_momo_record_lookup(ngx_http_momo_shctx_t *sh,
     u_char *ref, uint32_t hash);

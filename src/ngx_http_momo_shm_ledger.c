@@ -158,6 +158,10 @@ done:
 
     ngx_shmtx_unlock(&shpool->mutex);
 
+    if (rc != NGX_ERROR) {
+        (void) ngx_atomic_fetch_add(&sh->changes, 1);     /* state file */
+    }
+
     return rc;
 }
 
@@ -257,6 +261,8 @@ ngx_http_momo_ledger_end(ngx_shm_zone_t *zone, u_char *ref, ngx_uint_t state)
     }
 
     ngx_shmtx_unlock(&shpool->mutex);
+
+    (void) ngx_atomic_fetch_add(&sh->changes, 1);
 }
 
 
@@ -296,6 +302,8 @@ ngx_http_momo_ledger_resend(ngx_shm_zone_t *zone, u_char *ref,
 
     ngx_shmtx_unlock(&shpool->mutex);
 
+    (void) ngx_atomic_fetch_add(&sh->changes, 1);
+
     return rc;
 }
 
@@ -312,6 +320,7 @@ ngx_http_momo_ledger_failed_locked(ngx_http_momo_shctx_t *sh, u_char *ref)
     if (e != NULL && e->state != NGX_HTTP_MOMO_OP_RELEASED) {
         ngx_http_momo_ledger_release(sh, e);
         e->pid = 0;
+        (void) ngx_atomic_fetch_add(&sh->changes, 1);
     }
 }
 
@@ -333,6 +342,101 @@ ngx_http_momo_ledger_release(ngx_http_momo_shctx_t *sh,
     if (p != NULL) {
         p->reserved -= ngx_min(e->amount, p->reserved);
     }
+}
+
+
+/*
+ * For the state file (ngx_http_momo_state.c), under the lock: every
+ * entry, at most max.  Payments' totals and their refunds' reservations
+ * go with them, so a restart neither forgets what was refunded nor
+ * frees what is reserved.
+ */
+
+ngx_uint_t
+ngx_http_momo_ledger_save_locked(ngx_http_momo_shctx_t *sh,
+    ngx_http_momo_ledger_saved_t *out, ngx_uint_t max)
+{
+    ngx_uint_t               n;
+    ngx_rbtree_node_t       *node;
+    ngx_http_momo_ledger_t  *e;
+
+    if (sh->ledger.root == sh->ledger.sentinel) {
+        return 0;
+    }
+
+    n = 0;
+
+    for (node = ngx_rbtree_min(sh->ledger.root, sh->ledger.sentinel);
+         node != NULL && n < max;
+         node = ngx_rbtree_next(&sh->ledger, node))
+    {
+        e = (ngx_http_momo_ledger_t *) node;
+
+        ngx_memzero(&out[n], sizeof(ngx_http_momo_ledger_saved_t));
+
+        ngx_memcpy(out[n].ref, e->ref, NGX_HTTP_MOMO_UUID_LEN);
+        ngx_memcpy(out[n].parent, e->parent, NGX_HTTP_MOMO_UUID_LEN);
+        out[n].kind = e->kind;
+        out[n].state = e->state;
+        out[n].currency_len = e->currency_len;
+        out[n].phone_len = e->phone_len;
+        ngx_memcpy(out[n].currency, e->currency, sizeof(e->currency));
+        ngx_memcpy(out[n].phone, e->phone, sizeof(e->phone));
+        out[n].amount = e->amount;
+        out[n].reserved = e->reserved;
+        out[n].sent = e->sent;
+
+        n++;
+    }
+
+    return n;
+}
+
+
+/*
+ * In the master, before any worker, from the state file: the entries the
+ * zone has room for, in the file's order.  A refund or payout that was
+ * being sent when the file was written has an unknown outcome now.
+ */
+
+ngx_uint_t
+ngx_http_momo_ledger_load(ngx_http_momo_shctx_t *sh, ngx_slab_pool_t *shpool,
+    ngx_http_momo_ledger_saved_t *in, ngx_uint_t n)
+{
+    ngx_uint_t               i, loaded;
+    ngx_http_momo_ledger_t  *e;
+
+    loaded = 0;
+
+    for (i = 0; i < n; i++) {
+
+        if (ngx_http_momo_ledger_lookup(sh, in[i].ref) != NULL) {
+            continue;
+        }
+
+        e = ngx_http_momo_ledger_create(sh, shpool, in[i].ref, in[i].kind);
+        if (e == NULL) {
+            break;
+        }
+
+        ngx_memcpy(e->parent, in[i].parent, NGX_HTTP_MOMO_UUID_LEN);
+        e->state = in[i].state;
+        e->currency_len = ngx_min(in[i].currency_len, sizeof(e->currency));
+        e->phone_len = ngx_min(in[i].phone_len, sizeof(e->phone));
+        ngx_memcpy(e->currency, in[i].currency, sizeof(e->currency));
+        ngx_memcpy(e->phone, in[i].phone, sizeof(e->phone));
+        e->amount = in[i].amount;
+        e->reserved = in[i].reserved;
+        e->sent = (time_t) in[i].sent;
+
+        if (e->state == NGX_HTTP_MOMO_OP_SENDING) {
+            e->state = NGX_HTTP_MOMO_OP_UNKNOWN;
+        }
+
+        loaded++;
+    }
+
+    return loaded;
 }
 
 

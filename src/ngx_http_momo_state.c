@@ -15,9 +15,12 @@
  * or written by another version of the module is renamed aside, logged,
  * and the zone starts without it.
  *
- * The file: a header (magic, version, entry size, count, time, crc32 of
- * the entries), then one fixed-size entry per payment.  Native byte order:
- * the file moves with the nginx that wrote it, not between machines.
+ * The file: a header (magic, version, entry sizes and counts, time, crc32
+ * of what follows), the refund ledger (ngx_http_momo_shm_ledger.c: each
+ * refunded payment's total and reservations, each refund and payout),
+ * then one fixed-size entry per payment.  Native byte order: the file
+ * moves with the nginx that wrote it, not between machines.  Version 1
+ * had no ledger.
  */
 
 
@@ -29,7 +32,7 @@
 
 
 #define NGX_HTTP_MOMO_STATE_MAGIC    "MOMOSTAT"
-#define NGX_HTTP_MOMO_STATE_FORMAT   1       /* of the file */
+#define NGX_HTTP_MOMO_STATE_FORMAT   2       /* of the file */
 #define NGX_HTTP_MOMO_STATE_MAX      (64 * 1024 * 1024)
 
 
@@ -39,9 +42,15 @@ typedef struct {
     uint32_t                    entry_size;
     uint64_t                    count;
     uint64_t                    written_at;     /* wall-clock ms */
-    uint32_t                    crc;            /* of the entries */
-    uint32_t                    reserved;
+    uint32_t                    crc;            /* of all that follows */
+    uint32_t                    ledger_size;    /* a ledger entry's */
+    uint64_t                    ledger_count;
 } ngx_http_momo_state_header_t;
+
+
+/* as far as every version's header goes: magic and version */
+#define NGX_HTTP_MOMO_STATE_VERSIONED                                        \
+    offsetof(ngx_http_momo_state_header_t, entry_size)
 
 
 typedef struct {
@@ -66,7 +75,10 @@ static ngx_int_t ngx_http_momo_state_check(ngx_http_momo_state_header_t *h,
     size_t size);
 static void ngx_http_momo_state_aside(ngx_str_t *path, char *why,
     ngx_log_t *log);
-static ngx_uint_t ngx_http_momo_state_insert(ngx_http_momo_shctx_t *sh,
+static void ngx_http_momo_state_insert(ngx_http_momo_shctx_t *sh,
+    ngx_slab_pool_t *shpool, ngx_http_momo_state_header_t *h,
+    ngx_str_t *path, ngx_log_t *log);
+static ngx_uint_t ngx_http_momo_state_records(ngx_http_momo_shctx_t *sh,
     ngx_slab_pool_t *shpool, ngx_http_momo_state_entry_t *e, uint64_t n);
 static ngx_http_momo_state_job_t *ngx_http_momo_state_snapshot(
     ngx_shm_zone_t *zone, ngx_str_t *path, ngx_log_t *log);
@@ -101,7 +113,6 @@ ngx_http_momo_state_load(ngx_shm_zone_t *zone, ngx_http_momo_shctx_t *sh,
     ngx_err_t                      err;
     ngx_int_t                      rc;
     ngx_str_t                     *path;
-    ngx_uint_t                     loaded, level;
     ngx_file_info_t                fi;
     ngx_http_momo_state_header_t  *h;
     ngx_http_momo_main_conf_t     *mmcf;
@@ -163,19 +174,7 @@ ngx_http_momo_state_load(ngx_shm_zone_t *zone, ngx_http_momo_shctx_t *sh,
         goto done;
     }
 
-    loaded = ngx_http_momo_state_insert(sh, shpool,
-                           (ngx_http_momo_state_entry_t *) (h + 1), h->count);
-
-    sh->sweep.state_records = loaded;
-    sh->state_written_at = h->written_at;
-
-    level = (loaded == h->count) ? NGX_LOG_NOTICE : NGX_LOG_ERR;
-
-    ngx_log_error(level, zone->shm.log, 0,
-                  "momo: %ui of the %uL payments of state file \"%V\" "
-                  "loaded%s", loaded, h->count, path,
-                  loaded == h->count ? ""
-                  : "; the momo zone is too small for the others");
+    ngx_http_momo_state_insert(sh, shpool, h, path, zone->shm.log);
 
 done:
 
@@ -203,26 +202,38 @@ done:
 static ngx_int_t
 ngx_http_momo_state_check(ngx_http_momo_state_header_t *h, size_t size)
 {
-    u_char  *entries;
+    uint64_t  len;
 
-    if (size < sizeof(ngx_http_momo_state_header_t)
+    if (size < NGX_HTTP_MOMO_STATE_VERSIONED
         || ngx_memcmp(h->magic, NGX_HTTP_MOMO_STATE_MAGIC, 8) != 0)
     {
         return NGX_HTTP_MOMO_STATE_CORRUPT;
     }
 
-    if (h->version != NGX_HTTP_MOMO_STATE_FORMAT
-        || h->entry_size != sizeof(ngx_http_momo_state_entry_t))
+    if (h->version != NGX_HTTP_MOMO_STATE_FORMAT) {
+        return NGX_HTTP_MOMO_STATE_VERSION;
+    }
+
+    if (size < sizeof(ngx_http_momo_state_header_t)) {
+        return NGX_HTTP_MOMO_STATE_CORRUPT;
+    }
+
+    if (h->entry_size != sizeof(ngx_http_momo_state_entry_t)
+        || h->ledger_size != sizeof(ngx_http_momo_ledger_saved_t))
     {
         return NGX_HTTP_MOMO_STATE_VERSION;
     }
 
-    entries = (u_char *) (h + 1);
-
     if (h->count > NGX_HTTP_MOMO_STATE_MAX / h->entry_size
-        || size != sizeof(ngx_http_momo_state_header_t)
-                   + h->count * h->entry_size
-        || ngx_crc32_long(entries, h->count * h->entry_size) != h->crc)
+        || h->ledger_count > NGX_HTTP_MOMO_STATE_MAX / h->ledger_size)
+    {
+        return NGX_HTTP_MOMO_STATE_CORRUPT;
+    }
+
+    len = h->ledger_count * h->ledger_size + h->count * h->entry_size;
+
+    if (size != sizeof(ngx_http_momo_state_header_t) + len
+        || ngx_crc32_long((u_char *) (h + 1), len) != h->crc)
     {
         return NGX_HTTP_MOMO_STATE_CORRUPT;
     }
@@ -261,10 +272,50 @@ ngx_http_momo_state_aside(ngx_str_t *path, char *why, ngx_log_t *log)
 }
 
 
-/* in the master, before any worker: no lock is needed yet */
+/*
+ * In the master, before any worker: no lock is needed yet.  The ledger
+ * first: payment records make room for it, never the other way round.
+ */
+
+static void
+ngx_http_momo_state_insert(ngx_http_momo_shctx_t *sh, ngx_slab_pool_t *shpool,
+    ngx_http_momo_state_header_t *h, ngx_str_t *path, ngx_log_t *log)
+{
+    ngx_uint_t                     loaded, ledger, level;
+    ngx_http_momo_ledger_saved_t  *l;
+
+    l = (ngx_http_momo_ledger_saved_t *) (h + 1);
+
+    ledger = ngx_http_momo_ledger_load(sh, shpool, l, h->ledger_count);
+
+    loaded = ngx_http_momo_state_records(sh, shpool,
+                      (ngx_http_momo_state_entry_t *) (l + h->ledger_count),
+                      h->count);
+
+    sh->sweep.state_records = loaded;
+    sh->state_written_at = h->written_at;
+
+    if (loaded == h->count && ledger == h->ledger_count) {
+        ngx_log_error(NGX_LOG_NOTICE, log, 0,
+                      "momo: %ui payments and %ui ledger entries of state "
+                      "file \"%V\" loaded", loaded, ledger, path);
+        return;
+    }
+
+    /* a refund's total lost would let refunds exceed the payment */
+
+    level = (ledger == h->ledger_count) ? NGX_LOG_ERR : NGX_LOG_ALERT;
+
+    ngx_log_error(level, log, 0,
+                  "momo: %ui of the %uL payments and %ui of the %uL ledger "
+                  "entries of state file \"%V\" loaded; the momo zone is "
+                  "too small for the others", loaded, h->count, ledger,
+                  h->ledger_count, path);
+}
+
 
 static ngx_uint_t
-ngx_http_momo_state_insert(ngx_http_momo_shctx_t *sh, ngx_slab_pool_t *shpool,
+ngx_http_momo_state_records(ngx_http_momo_shctx_t *sh, ngx_slab_pool_t *shpool,
     ngx_http_momo_state_entry_t *e, uint64_t n)
 {
     uint32_t               hash;
@@ -437,7 +488,7 @@ ngx_http_momo_state_snapshot(ngx_shm_zone_t *zone, ngx_str_t *path,
 {
     size_t                         size;
     uint64_t                       n, max;
-    ngx_uint_t                     lru;
+    ngx_uint_t                     lru, nl;
     ngx_pool_t                    *pool;
     ngx_queue_t                   *q;
     ngx_slab_pool_t               *shpool;
@@ -446,17 +497,19 @@ ngx_http_momo_state_snapshot(ngx_shm_zone_t *zone, ngx_str_t *path,
     ngx_http_momo_state_job_t     *job;
     ngx_http_momo_state_entry_t   *e;
     ngx_http_momo_state_header_t  *h;
+    ngx_http_momo_ledger_saved_t  *l;
 
     sh = ngx_http_momo_shm_ctx(zone, &shpool);
     if (sh == NULL) {
         return NULL;
     }
 
-    /* the most records the zone can hold: no count is needed first */
+    /*
+     * No count is needed first: an entry in the file is smaller than in
+     * the zone, so what the zone holds fits in the zone's size.
+     */
 
-    max = zone->shm.size / sizeof(ngx_http_momo_node_t) + 1;
-    size = sizeof(ngx_http_momo_state_header_t)
-           + max * sizeof(ngx_http_momo_state_entry_t);
+    size = sizeof(ngx_http_momo_state_header_t) + zone->shm.size;
 
     pool = ngx_create_pool(4096, log);
     if (pool == NULL) {
@@ -481,10 +534,17 @@ ngx_http_momo_state_snapshot(ngx_shm_zone_t *zone, ngx_str_t *path,
     ngx_memcpy(job->path, path->data, path->len + 1);
 
     h = (ngx_http_momo_state_header_t *) job->data;
-    e = (ngx_http_momo_state_entry_t *) (h + 1);
+    l = (ngx_http_momo_ledger_saved_t *) (h + 1);
     n = 0;
 
     ngx_shmtx_lock(&shpool->mutex);
+
+    nl = ngx_http_momo_ledger_save_locked(sh, l, zone->shm.size
+                                       / sizeof(ngx_http_momo_ledger_saved_t));
+
+    e = (ngx_http_momo_state_entry_t *) (l + nl);
+    max = (zone->shm.size - nl * sizeof(ngx_http_momo_ledger_saved_t))
+          / sizeof(ngx_http_momo_state_entry_t);
 
     for (lru = 0; lru < NGX_HTTP_MOMO_LRU_MAX; lru++) {
 
@@ -507,10 +567,14 @@ ngx_http_momo_state_snapshot(ngx_shm_zone_t *zone, ngx_str_t *path,
     h->version = NGX_HTTP_MOMO_STATE_FORMAT;
     h->entry_size = sizeof(ngx_http_momo_state_entry_t);
     h->count = n;
+    h->ledger_size = sizeof(ngx_http_momo_ledger_saved_t);
+    h->ledger_count = nl;
     h->written_at = ngx_http_momo_wall_ms();
-    h->crc = ngx_crc32_long((u_char *) e, n * h->entry_size);
 
-    job->len = sizeof(ngx_http_momo_state_header_t) + n * h->entry_size;
+    size = nl * h->ledger_size + n * h->entry_size;
+    h->crc = ngx_crc32_long((u_char *) l, size);
+
+    job->len = sizeof(ngx_http_momo_state_header_t) + size;
     job->written_at = h->written_at;
 
     return job;

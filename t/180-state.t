@@ -2,7 +2,9 @@
 # stop (QUIT) and a crash (KILL of the master and the workers).  The blocks
 # go on from one another: MTN (the emulator) keeps its payments, nginx is
 # restarted between blocks.  A truncated file and one from another version
-# are set aside and the zone starts without them.  Counts, never times.
+# are set aside and the zone starts without them.  The refund ledger (each
+# payment's refunds and reservations) survives both restarts too.  Counts,
+# never times.
 
 use t::MomoTest;
 use t::MomoFlow;
@@ -19,6 +21,7 @@ plan 'no_plan';
 our $State = "$ENV{TEST_NGINX_SERVROOT}-momo.state";
 our $Trunc = "$ENV{TEST_NGINX_SERVROOT}-momo-trunc.state";
 our $Other = "$ENV{TEST_NGINX_SERVROOT}-momo-other.state";
+our $Ledger = "$ENV{TEST_NGINX_SERVROOT}-momo-ledger.state";
 
 unlink glob("$ENV{TEST_NGINX_SERVROOT}-momo*.state*");
 
@@ -27,6 +30,11 @@ END { unlink glob("$ENV{TEST_NGINX_SERVROOT}-momo*.state*") }
 # a file of a future version of the module
 open my $fh, '>', $Other or die "$Other: $!";
 print $fh pack('a8 L L Q Q L L', 'MOMOSTAT', 999, 400, 0, 0, 0, 0);
+close $fh;
+
+# a file of version 1 (before the ledger was kept), empty and valid then
+open $fh, '>', $Ledger or die "$Ledger: $!";
+print $fh pack('a8 L L Q Q L L', 'MOMOSTAT', 1, 400, 0, 0, 0, 0);
 close $fh;
 
 sub main::http_config {
@@ -142,6 +150,58 @@ sub main::truncate_copy {
     print $out substr($data, 0, int(length($data) / 2));
     close $out;
     return $body;
+}
+
+our $Refunds = <<'_EOC_';
+    location /api/payments/mtn-momo/status/ {
+        momo_status;
+    }
+
+    location = /api/refunds/mtn-momo {
+        momo_refund;
+    }
+
+    location /api/refunds/mtn-momo/status/ {
+        momo_refund_status;
+    }
+_EOC_
+
+# the ledger blocks' payments and refund: P1, P2, the refund of P2
+our @L;
+
+sub main::refund {
+    my ($key, $ref, $amount) = @_;
+    return [t::MomoFlow::post_json('/api/refunds/mtn-momo', $key,
+        encode_json({ reference_id => $ref, amount => $amount,
+                      payer_message => 'Refund', payee_note => 'Refund' }))];
+}
+
+sub main::pay {
+    my ($st, $body) = t::MomoFlow::post_json('/api/payments/mtn-momo', undef,
+                                             t::MomoTest::pay_json(@_));
+    return $body =~ /"reference_id": "([0-9a-f-]{36})"/ ? $1 : die "payment: $st $body\n";
+}
+
+sub main::get {
+    my (undef, $body) = t::MomoFlow::http($ENV{TEST_NGINX_SERVER_PORT}, 'GET', $_[0]);
+    return $body;
+}
+
+# the state file written twice since the first look, zone changes (a
+# refused refund) going on meanwhile: the second write's snapshot is
+# newer than everything before the first look
+sub main::ledger_written {
+    my $body = shift;
+    my $writes = sub {
+        main::get('/metrics') =~ /momo_state_writes_total\{result="ok"\} (\d+)/ ? $1 : -1;
+    };
+    my $first = $writes->();
+    for (1 .. 100) {
+        main::refund('l-poke', $main::L[0], '1000');
+        return "written\n" if $writes->() >= $first + 2;
+        select undef, undef, undef, 0.1;
+    }
+    return "not written\n";
 }
 
 run_tests();
@@ -294,3 +354,89 @@ sub { $_[0] . (glob("$main::Other.bad-*") && !-e $main::Other ? "set aside\n" : 
 qr/momo_state_loads_total\{result="version"\} 1\n.*set aside\n$/s
 --- error_log eval
 qr/\[error\] .*momo: state file ".*-momo-other\.state" is written by another version of ngx_http_momo_module: kept as/
+
+
+
+=== TEST 7: refunds taken: one of 60 of a payment of 100, one of 70 still pending at MTN; a version 1 file (no ledger) is set aside; then QUIT
+--- http_config eval
+main::http_config($main::Ledger) . $t::MomoTest::Disbursement
+--- init
+t::MomoTest::emu_post('/_emu/reset', '{}');
+t::MomoTest::emu_post('/_emu/config', '{"drop_callbacks": true, "pending_seconds": 1}');
+my $p1 = main::pay(amount => '100', phone => '56733123453');
+my $p2 = main::pay(amount => '100', phone => '46733123453');
+t::MomoFlow::check('TEST 7: 60 of P1', main::refund('l-1', $p1, '60'), 200,
+                   qr/"status": "pending", "amount": "60"/);
+for (1 .. 100) {
+    last if main::get("/api/payments/mtn-momo/status/$p2") =~ /"status": "successful"/;
+    select undef, undef, undef, 0.2;
+}
+my $r = main::refund('l-2', $p2, '70');
+t::MomoFlow::check('TEST 7: 70 of P2, pending at MTN', $r, 200,
+                   qr/"status": "pending", "amount": "70"/);
+my ($r2) = $r->[1] =~ /"refund_id": "([0-9a-f-]{36})"/;
+@main::L = ($p1, $p2, $r2);
+Test::More::like(main::get("/api/refunds/mtn-momo/status/$r2"), qr/"status": "pending"/,
+                 "$0 TEST 7: MTN keeps the refund of P2 pending");
+--- config eval
+$main::Config . $main::Refunds
+--- request
+GET /metrics
+--- response_body_like eval
+qr/momo_state_loads_total\{result="version"\} 1\n/
+--- error_log eval
+qr/\[error\] .*momo: state file ".*-momo-ledger\.state" is written by another version of ngx_http_momo_module: kept as/
+
+
+
+=== TEST 8: after the QUIT: what was refunded and what is reserved are known; a refund taken now, then the state written and the master and workers killed
+--- http_config eval
+main::http_config($main::Ledger) . $t::MomoTest::Disbursement
+--- init
+my ($p1, $p2) = @main::L;
+t::MomoFlow::check('TEST 8: 50 more of P1', main::refund('l-3', $p1, '50'), 422,
+                   qr/"code": "REFUND_EXCEEDS_PAYMENT", "message": "the refunds of this payment would exceed it: 40.00 EUR at most can still be refunded"/);
+t::MomoFlow::check('TEST 8: the 60 again, same key', main::refund('l-1', $p1, '60'), 200,
+                   qr/"amount": "60", "currency": "EUR", "message": "Refund request was already sent for this Idempotency-Key"/);
+t::MomoFlow::check('TEST 8: 40 of P2 (70 reserved)', main::refund('l-4', $p2, '40'), 422,
+                   qr/30.00 EUR at most can still be refunded/);
+t::MomoFlow::check('TEST 8: the last 40 of P1', main::refund('l-5', $p1, '40'), 200,
+                   qr/"status": "pending", "amount": "40"/);
+--- config eval
+$main::Config . $main::Refunds
+--- request
+GET /metrics
+--- response_body_filters eval
+[\&main::ledger_written, \&main::crash]
+--- response_body_like eval
+qr/^written$/
+
+
+
+=== TEST 9: after the crash: P1 is refunded in full, P2's pending 70 still reserved until MTN fails it; MTN saw only the refunds allowed
+--- http_config eval
+main::http_config($main::Ledger) . $t::MomoTest::Disbursement
+--- init
+my ($p1, $p2, $r2) = @main::L;
+t::MomoFlow::check('TEST 9: 0.01 more of P1', main::refund('l-6', $p1, '0.01'), 422,
+                   qr/0.00 EUR at most can still be refunded/);
+t::MomoFlow::check('TEST 9: 40 of P2 (70 reserved)', main::refund('l-4', $p2, '40'), 422,
+                   qr/30.00 EUR at most can still be refunded/);
+t::MomoTest::emu_post("/_emu/refunds/$r2/status",
+                      '{"status": "FAILED", "reason": "INTERNAL_PROCESSING_ERROR", "callback": false}');
+Test::More::like(main::get("/api/refunds/mtn-momo/status/$r2"), qr/"status": "failed"/,
+                 "$0 TEST 9: MTN failed the refund of P2");
+t::MomoFlow::check('TEST 9: then all of P2', main::refund('l-7', $p2, '100'), 200,
+                   qr/"status": "pending", "amount": "100"/);
+--- config eval
+$main::Config . $main::Refunds
+--- request
+GET /emu/requests?path=/disbursement/v1_0/refund&method=POST
+--- response_body_filters eval
+\&t::MomoFlow::canon
+--- response_body_like eval
+qr{^POST /disbursement/v1_0/refund ref=REF1
+POST /disbursement/v1_0/refund ref=REF2
+POST /disbursement/v1_0/refund ref=REF3
+POST /disbursement/v1_0/refund ref=REF4
+$}
