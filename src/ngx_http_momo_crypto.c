@@ -12,11 +12,9 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
-#include <openssl/core_names.h>
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/params.h>
 #include <openssl/rand.h>
+#include <openssl/sha.h>
 
 #include "ngx_http_momo_module.h"
 
@@ -30,15 +28,16 @@
 
 typedef struct {
     ngx_str_t                   key;
-    EVP_MAC_CTX                *ctx;
+    SHA256_CTX                  inner;      /* after key ^ ipad */
+    SHA256_CTX                  outer;      /* after key ^ opad */
 } ngx_http_momo_hmac_key_t;
 
 
 static ngx_int_t ngx_http_momo_hmac(ngx_str_t *key, u_char *d1, size_t l1,
     u_char *d2, size_t l2, u_char *md);
-static EVP_MAC_CTX *ngx_http_momo_hmac_ctx(ngx_str_t *key);
+static ngx_http_momo_hmac_key_t *ngx_http_momo_hmac_key(ngx_str_t *key);
 static void ngx_http_momo_hmac_key_free(ngx_http_momo_hmac_key_t *k);
-static EVP_MAC_CTX *ngx_http_momo_hmac_new(ngx_http_momo_hmac_key_t *k,
+static ngx_int_t ngx_http_momo_hmac_new(ngx_http_momo_hmac_key_t *k,
     ngx_str_t *key);
 static void ngx_http_momo_uuid_format(u_char *b, u_char *out);
 
@@ -247,40 +246,60 @@ ngx_http_momo_uuid_format(u_char *b, u_char *out)
 
 
 /*
- * HMAC-SHA256.  Fetching the algorithm and keying a context cost more
- * than the MAC itself, so each process keeps a keyed context per secret
- * (a few: one momo_callback_secret per configuration level) and only
- * resets it; a secret is told by its bytes, never by its address, which
- * a reload may give to another one.
+ * HMAC-SHA256 (RFC 2104).  Each process keeps, per secret (a few: one
+ * momo_callback_secret per configuration level), the SHA-256 states
+ * after the key's inner and outer pad blocks, and a MAC starts from a
+ * copy of them: two compressions of the data and nothing else.
+ * OpenSSL's EVP_MAC does the same but duplicates each state with a
+ * malloc and runs its provider dispatch, three times the MAC itself.
+ * A secret is told by its bytes, never by its address, which a reload
+ * may give to another one.
  */
 
 static ngx_int_t
 ngx_http_momo_hmac(ngx_str_t *key, u_char *d1, size_t l1, u_char *d2,
     size_t l2, u_char *md)
 {
-    size_t        len;
-    EVP_MAC_CTX  *ctx;
+    SHA256_CTX                 c;
+    ngx_http_momo_hmac_key_t  *k;
 
-    ctx = ngx_http_momo_hmac_ctx(key);
-    if (ctx == NULL) {
+    k = ngx_http_momo_hmac_key(key);
+    if (k == NULL) {
         return NGX_ERROR;
     }
 
-    if ((l1 && EVP_MAC_update(ctx, d1, l1) != 1)
-        || (l2 && EVP_MAC_update(ctx, d2, l2) != 1)
-        || EVP_MAC_final(ctx, md, &len, NGX_HTTP_MOMO_SHA256_LEN) != 1
-        || len != NGX_HTTP_MOMO_SHA256_LEN)
+    c = k->inner;
+
+    if (SHA256_Update(&c, d1, l1) != 1
+        || SHA256_Update(&c, d2, l2) != 1
+        || SHA256_Final(md, &c) != 1)
     {
-        return NGX_ERROR;
+        goto failed;
     }
+
+    c = k->outer;
+
+    if (SHA256_Update(&c, md, NGX_HTTP_MOMO_SHA256_LEN) != 1
+        || SHA256_Final(md, &c) != 1)
+    {
+        goto failed;
+    }
+
+    ngx_explicit_memzero(&c, sizeof(SHA256_CTX));
 
     return NGX_OK;
+
+failed:
+
+    ngx_explicit_memzero(&c, sizeof(SHA256_CTX));
+
+    return NGX_ERROR;
 }
 
 
 /*
- * At process exit: the keyed contexts and the copies of the secrets go,
- * so that neither stays in memory nor shows as lost under valgrind.
+ * At process exit: the pad states and the copies of the secrets go, so
+ * that neither stays in memory nor shows as lost under valgrind.
  */
 
 void
@@ -292,7 +311,7 @@ ngx_http_momo_hmac_free(void)
     for (i = 0; i < NGX_HTTP_MOMO_HMAC_KEYS; i++) {
         k = &ngx_http_momo_hmac_keys[i];
 
-        if (k->ctx == NULL) {
+        if (k->key.data == NULL) {
             continue;
         }
 
@@ -304,17 +323,16 @@ ngx_http_momo_hmac_free(void)
 static void
 ngx_http_momo_hmac_key_free(ngx_http_momo_hmac_key_t *k)
 {
-    EVP_MAC_CTX_free(k->ctx);
     ngx_explicit_memzero(k->key.data, k->key.len);
     ngx_free(k->key.data);
-    k->ctx = NULL;
+    ngx_explicit_memzero(k, sizeof(ngx_http_momo_hmac_key_t));
 }
 
 
-/* a context keyed with key and ready for EVP_MAC_update() */
+/* the pad states of key, computed once per process */
 
-static EVP_MAC_CTX *
-ngx_http_momo_hmac_ctx(ngx_str_t *key)
+static ngx_http_momo_hmac_key_t *
+ngx_http_momo_hmac_key(ngx_str_t *key)
 {
     ngx_uint_t                 i;
     ngx_http_momo_hmac_key_t  *k;
@@ -322,13 +340,11 @@ ngx_http_momo_hmac_ctx(ngx_str_t *key)
     for (i = 0; i < NGX_HTTP_MOMO_HMAC_KEYS; i++) {
         k = &ngx_http_momo_hmac_keys[i];
 
-        if (k->ctx != NULL
+        if (k->key.data != NULL
             && k->key.len == key->len
             && CRYPTO_memcmp(k->key.data, key->data, key->len) == 0)
         {
-            /* a NULL key: start again with the one the context has */
-
-            return EVP_MAC_init(k->ctx, NULL, 0, NULL) == 1 ? k->ctx : NULL;
+            return k;
         }
     }
 
@@ -337,61 +353,64 @@ ngx_http_momo_hmac_ctx(ngx_str_t *key)
     k = &ngx_http_momo_hmac_keys[ngx_http_momo_hmac_next++
                                  % NGX_HTTP_MOMO_HMAC_KEYS];
 
-    if (k->ctx != NULL) {
+    if (k->key.data != NULL) {
         ngx_http_momo_hmac_key_free(k);
     }
 
-    return ngx_http_momo_hmac_new(k, key);
+    return ngx_http_momo_hmac_new(k, key) == NGX_OK ? k : NULL;
 }
 
 
-static EVP_MAC_CTX *
+static ngx_int_t
 ngx_http_momo_hmac_new(ngx_http_momo_hmac_key_t *k, ngx_str_t *key)
 {
-    EVP_MAC      *mac;
-    OSSL_PARAM    params[2];
-    EVP_MAC_CTX  *ctx;
+    u_char      block[SHA256_CBLOCK], ipad[SHA256_CBLOCK];
+    ngx_int_t   rc;
+    ngx_uint_t  i;
 
     /* one more byte: the data of an empty key is never NULL */
 
     k->key.data = ngx_alloc(key->len + 1, ngx_cycle->log);
     if (k->key.data == NULL) {
-        return NULL;
+        return NGX_ERROR;
     }
 
     ngx_memcpy(k->key.data, key->data, key->len);
     k->key.len = key->len;
 
-    mac = EVP_MAC_fetch(NULL, OSSL_MAC_NAME_HMAC, NULL);
-    if (mac == NULL) {
-        goto failed;
+    /* a key longer than a block is hashed first, shorter ones padded */
+
+    ngx_memzero(block, SHA256_CBLOCK);
+
+    if (key->len > SHA256_CBLOCK) {
+        if (SHA256(key->data, key->len, block) == NULL) {
+            rc = NGX_ERROR;
+            goto done;
+        }
+
+    } else {
+        ngx_memcpy(block, key->data, key->len);
     }
 
-    ctx = EVP_MAC_CTX_new(mac);
-    EVP_MAC_free(mac);
-
-    if (ctx == NULL) {
-        goto failed;
+    for (i = 0; i < SHA256_CBLOCK; i++) {
+        ipad[i] = block[i] ^ 0x36;
+        block[i] ^= 0x5c;
     }
 
-    params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
-                                                 (char *) "SHA256", 0);
-    params[1] = OSSL_PARAM_construct_end();
+    rc = (SHA256_Init(&k->inner) == 1
+          && SHA256_Update(&k->inner, ipad, SHA256_CBLOCK) == 1
+          && SHA256_Init(&k->outer) == 1
+          && SHA256_Update(&k->outer, block, SHA256_CBLOCK) == 1)
+         ? NGX_OK : NGX_ERROR;
 
-    if (EVP_MAC_init(ctx, k->key.data, k->key.len, params) != 1) {
-        EVP_MAC_CTX_free(ctx);
-        goto failed;
+done:
+
+    ngx_explicit_memzero(block, SHA256_CBLOCK);
+    ngx_explicit_memzero(ipad, SHA256_CBLOCK);
+
+    if (rc != NGX_OK) {
+        ngx_http_momo_hmac_key_free(k);
     }
 
-    k->ctx = ctx;
-
-    return ctx;
-
-failed:
-
-    ngx_explicit_memzero(k->key.data, k->key.len);
-    ngx_free(k->key.data);
-    k->key.len = 0;
-
-    return NULL;
+    return rc;
 }
