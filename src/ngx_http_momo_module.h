@@ -81,7 +81,8 @@ typedef struct {
     ngx_shm_zone_t             *shm_zone;
     ngx_uint_t                  handlers;
     ngx_array_t                 accounts;       /* of ngx_http_momo_use_t */
-    ngx_int_t                   var_index[16];
+    ngx_int_t                   var_index[16];  /* NGX_ERROR: unused */
+    ngx_uint_t                  vars_used;
 
     /* momo_reconcile AGE...: ms after acceptance; the last is the limit */
     ngx_msec_t                  reconcile[NGX_HTTP_MOMO_RECONCILE_MAX];

@@ -132,22 +132,41 @@ ngx_http_momo_add_variables(ngx_conf_t *cf)
 }
 
 
+/*
+ * The $momo_* variables that the configuration uses (a log_format, map,
+ * if, add_header...) are indexed by now; only those are kept in
+ * r->variables when the answer is sent.  One that nothing indexed is
+ * still read by its handler when asked by name (SSI, njs).
+ */
+
 ngx_int_t
 ngx_http_momo_init_variables(ngx_conf_t *cf)
 {
-    ngx_int_t                   index;
-    ngx_uint_t                  i;
+    ngx_str_t                  *name;
+    ngx_uint_t                  i, j;
+    ngx_http_variable_t        *v;
+    ngx_http_core_main_conf_t  *cmcf;
     ngx_http_momo_main_conf_t  *mmcf;
 
     mmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_momo_module);
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+
+    v = cmcf->variables.elts;
 
     for (i = 0; i < NGX_HTTP_MOMO_VAR_MAX; i++) {
-        index = ngx_http_get_variable_index(cf, &ngx_http_momo_vars[i].name);
-        if (index == NGX_ERROR) {
-            return NGX_ERROR;
-        }
+        name = &ngx_http_momo_vars[i].name;
+        mmcf->var_index[i] = NGX_ERROR;
 
-        mmcf->var_index[i] = index;
+        for (j = 0; j < cmcf->variables.nelts; j++) {
+            if (v[j].name.len == name->len
+                && ngx_strncasecmp(v[j].name.data, name->data, name->len)
+                   == 0)
+            {
+                mmcf->var_index[i] = j;
+                mmcf->vars_used++;
+                break;
+            }
+        }
     }
 
     return NGX_OK;
@@ -170,7 +189,15 @@ ngx_http_momo_set_variables(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
 
     mmcf = ngx_http_get_module_main_conf(r, ngx_http_momo_module);
 
+    if (mmcf->vars_used == 0) {
+        return;
+    }
+
     for (i = 0; i < NGX_HTTP_MOMO_VAR_MAX; i++) {
+        if (mmcf->var_index[i] == NGX_ERROR) {
+            continue;
+        }
+
         ngx_http_momo_variable_value(r, ctx, i, &value);
 
         v = &r->variables[mmcf->var_index[i]];
