@@ -852,7 +852,9 @@ ngx_http_momo_json_render(ngx_pool_t *pool,
 
         len += sizeof("\"\": ") - 1 + f->key.len;
 
-        if (f->value.len == 0 && f->type != NGX_HTTP_MOMO_JSON_STRING) {
+        if (f->value.len == 0 && f->type != NGX_HTTP_MOMO_JSON_STRING
+            && f->type != NGX_HTTP_MOMO_JSON_PLAIN)
+        {
             len += sizeof("null") - 1;
             continue;
         }
@@ -862,7 +864,8 @@ ngx_http_momo_json_render(ngx_pool_t *pool,
             continue;
         }
 
-        esc = ngx_escape_json(NULL, f->value.data, f->value.len);
+        esc = (f->type == NGX_HTTP_MOMO_JSON_PLAIN)
+              ? 0 : ngx_escape_json(NULL, f->value.data, f->value.len);
 
         if (esc || i >= 64) {
             escape |= (uint64_t) 1 << ngx_min(i, 63);
@@ -891,7 +894,9 @@ ngx_http_momo_json_render(ngx_pool_t *pool,
         p = ngx_cpymem(p, f->key.data, f->key.len);
         p = ngx_cpymem(p, "\": ", sizeof("\": ") - 1);
 
-        if (f->value.len == 0 && f->type != NGX_HTTP_MOMO_JSON_STRING) {
+        if (f->value.len == 0 && f->type != NGX_HTTP_MOMO_JSON_STRING
+            && f->type != NGX_HTTP_MOMO_JSON_PLAIN)
+        {
             /* an empty RAW value would not be JSON */
             p = ngx_cpymem(p, "null", sizeof("null") - 1);
             continue;

@@ -214,7 +214,9 @@ typedef struct {
 typedef enum {
     NGX_HTTP_MOMO_JSON_STRING = 0,  /* escaped and quoted */
     NGX_HTTP_MOMO_JSON_STRING_OR_NULL,  /* null when empty */
-    NGX_HTTP_MOMO_JSON_RAW          /* number, true, false, null, object */
+    NGX_HTTP_MOMO_JSON_RAW,         /* number, true, false, null, object */
+    NGX_HTTP_MOMO_JSON_PLAIN        /* quoted: the module's own text (ids,
+                                       states, messages), never escaped */
 } ngx_http_momo_json_type_e;
 
 

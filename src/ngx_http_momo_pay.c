@@ -413,12 +413,14 @@ ngx_http_momo_pay_body_json(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx,
 
     p = &ctx->payment;
 
+    /* the phone and the amount are digits after validation */
+
     ngx_str_set(&f[0].key, "partyIdType");
     ngx_str_set(&f[0].value, "MSISDN");
-    f[0].type = NGX_HTTP_MOMO_JSON_STRING;
+    f[0].type = NGX_HTTP_MOMO_JSON_PLAIN;
     ngx_str_set(&f[1].key, "partyId");
     f[1].value = p->phone;
-    f[1].type = NGX_HTTP_MOMO_JSON_STRING;
+    f[1].type = NGX_HTTP_MOMO_JSON_PLAIN;
 
     if (ngx_http_momo_json_render(r->pool, f, 2, &payer) != NGX_OK) {
         return NGX_ERROR;
@@ -426,7 +428,7 @@ ngx_http_momo_pay_body_json(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx,
 
     ngx_str_set(&f[0].key, "amount");
     f[0].value = p->amount;
-    f[0].type = NGX_HTTP_MOMO_JSON_STRING;
+    f[0].type = NGX_HTTP_MOMO_JSON_PLAIN;
     ngx_str_set(&f[1].key, "currency");
     f[1].value = p->currency;
     f[1].type = NGX_HTTP_MOMO_JSON_STRING;
@@ -632,17 +634,20 @@ ngx_http_momo_pay_answer(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx,
     ngx_str_set(&f[0].key, "success");
     ngx_str_set(&f[0].value, "true");
     f[0].type = NGX_HTTP_MOMO_JSON_RAW;
+
+    /* a reference id this module made, a state name, its own message */
+
     ngx_str_set(&f[1].key, "payment_id");
     f[1].value = ctx->reference_id;
-    f[1].type = NGX_HTTP_MOMO_JSON_STRING;
+    f[1].type = NGX_HTTP_MOMO_JSON_PLAIN;
     ngx_str_set(&f[2].key, "reference_id");
     f[2].value = ctx->reference_id;
-    f[2].type = NGX_HTTP_MOMO_JSON_STRING;
+    f[2].type = NGX_HTTP_MOMO_JSON_PLAIN;
     ngx_str_set(&f[3].key, "status");
     f[3].value = ctx->status;
-    f[3].type = NGX_HTTP_MOMO_JSON_STRING;
+    f[3].type = NGX_HTTP_MOMO_JSON_PLAIN;
     ngx_str_set(&f[4].key, "message");
-    f[4].type = NGX_HTTP_MOMO_JSON_STRING;
+    f[4].type = NGX_HTTP_MOMO_JSON_PLAIN;
 
     if (result == NGX_HTTP_MOMO_PAY_ACCEPTED) {
         ngx_str_set(&f[4].value,
