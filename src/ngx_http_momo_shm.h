@@ -22,7 +22,7 @@
 
 
 #define NGX_HTTP_MOMO_SHM_MAGIC    0x6f6d6f6d    /* "momo" */
-#define NGX_HTTP_MOMO_SHM_VERSION  2
+#define NGX_HTTP_MOMO_SHM_VERSION  3
 
 #define NGX_HTTP_MOMO_TOKENS       NGX_HTTP_MOMO_ACCOUNTS
 #define NGX_HTTP_MOMO_BACKOFF      1000  /* ms after a failed refresh */
@@ -84,8 +84,11 @@ typedef struct {
 } ngx_http_momo_sched_t;
 
 
-typedef struct {
-    ngx_rbtree_node_t           node;           /* key: crc32 of the ref */
+typedef struct ngx_http_momo_node_s  ngx_http_momo_node_t;
+
+struct ngx_http_momo_node_s {
+    ngx_http_momo_node_t       *next;           /* in its hash bucket */
+    uint32_t                    hash;           /* crc32 of the ref */
     ngx_queue_t                 queue;          /* in its lru[], newest first */
 
     ngx_msec_t                  query_until;
@@ -103,7 +106,7 @@ typedef struct {
 
     ngx_http_momo_sched_t       sched;          /* kept in the state file */
     ngx_http_momo_record_t      rec;
-} ngx_http_momo_node_t;
+};
 
 
 /*
@@ -161,8 +164,9 @@ typedef struct {
     ngx_uint_t                  version;
     size_t                      layout;         /* sizes of the structs */
 
-    ngx_rbtree_t                rbtree;
-    ngx_rbtree_node_t           sentinel;
+    /* the records by reference id: hash & mask, chained by next */
+    ngx_http_momo_node_t      **buckets;
+    ngx_uint_t                  mask;
     ngx_queue_t                 lru[NGX_HTTP_MOMO_LRU_MAX];
 
     ngx_http_momo_probe_t       probes[NGX_HTTP_MOMO_PROBES];
@@ -234,8 +238,6 @@ ngx_uint_t ngx_http_momo_lease_live(ngx_pid_t pid, ngx_msec_t until,
     ((serial) != 0 && (pid) == ngx_pid && (stamp) == (serial))
 ngx_uint_t ngx_http_momo_record_expire(ngx_http_momo_shctx_t *sh,
     ngx_slab_pool_t *shpool);
-void ngx_http_momo_rbtree_insert_value(ngx_rbtree_node_t *temp,
-    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
 void ngx_http_momo_ledger_init(ngx_http_momo_shctx_t *sh);
 void ngx_http_momo_ledger_failed_locked(ngx_http_momo_shctx_t *sh,
     u_char *ref);

@@ -2,8 +2,10 @@
 /*
  * Copyright (C) The ngx_http_momo_module developers
  *
- * Payment records in the momo zone: an rbtree keyed by the reference
- * id, LRU queues for eviction, and the status-query, notify and
+ * Payment records in the momo zone: a hash table by reference id (the
+ * CRC32 of a reference the gateway made, from random bytes or an HMAC, or
+ * one MTN knows: a client cannot choose a record's reference), LRU
+ * queues for eviction, and the status-query, notify and
  * payment-in-flight leases.
  *
  * Only the gateway's own payments (momo_pay) and payments MTN reports a
@@ -561,36 +563,16 @@ ngx_http_momo_node_t *
 ngx_http_momo_record_lookup(ngx_http_momo_shctx_t *sh, u_char *ref,
     uint32_t hash)
 {
-    ngx_int_t              rc;
-    ngx_rbtree_node_t     *node, *sentinel;
     ngx_http_momo_node_t  *mn;
 
-    node = sh->rbtree.root;
-    sentinel = sh->rbtree.sentinel;
+    for (mn = sh->buckets[hash & sh->mask]; mn; mn = mn->next) {
 
-    while (node != sentinel) {
-
-        if (hash < node->key) {
-            node = node->left;
-            continue;
-        }
-
-        if (hash > node->key) {
-            node = node->right;
-            continue;
-        }
-
-        /* hash == node->key */
-
-        mn = (ngx_http_momo_node_t *) node;
-
-        rc = ngx_memcmp(ref, mn->rec.reference_id, NGX_HTTP_MOMO_UUID_LEN);
-
-        if (rc == 0) {
+        if (mn->hash == hash
+            && ngx_memcmp(ref, mn->rec.reference_id, NGX_HTTP_MOMO_UUID_LEN)
+               == 0)
+        {
             return mn;
         }
-
-        node = (rc < 0) ? node->left : node->right;
     }
 
     return NULL;
@@ -601,7 +583,7 @@ ngx_http_momo_node_t *
 ngx_http_momo_record_create(ngx_http_momo_shctx_t *sh,
     ngx_slab_pool_t *shpool, u_char *ref, uint32_t hash)
 {
-    ngx_http_momo_node_t  *mn;
+    ngx_http_momo_node_t  **bucket, *mn;
 
     mn = ngx_http_momo_shm_alloc(sh, shpool, sizeof(ngx_http_momo_node_t));
     if (mn == NULL) {
@@ -610,12 +592,15 @@ ngx_http_momo_record_create(ngx_http_momo_shctx_t *sh,
 
     ngx_memzero(mn, sizeof(ngx_http_momo_node_t));
 
-    mn->node.key = hash;
+    mn->hash = hash;
     ngx_memcpy(mn->rec.reference_id, ref, NGX_HTTP_MOMO_UUID_LEN);
     mn->rec.state = NGX_HTTP_MOMO_ST_UNKNOWN;
     mn->rec.checked_at = ngx_time();
 
-    ngx_rbtree_insert(&sh->rbtree, &mn->node);
+    bucket = &sh->buckets[hash & sh->mask];
+    mn->next = *bucket;
+    *bucket = mn;
+
     ngx_queue_insert_head(&sh->lru[NGX_HTTP_MOMO_LRU_DONE], &mn->queue);
 
     return mn;
@@ -826,8 +811,15 @@ static void
 ngx_http_momo_record_free(ngx_http_momo_shctx_t *sh, ngx_slab_pool_t *shpool,
     ngx_http_momo_node_t *mn)
 {
+    ngx_http_momo_node_t  **p;
+
+    for (p = &sh->buckets[mn->hash & sh->mask]; *p != mn; p = &(*p)->next) {
+        /* void */
+    }
+
+    *p = mn->next;
+
     ngx_queue_remove(&mn->queue);
-    ngx_rbtree_delete(&sh->rbtree, &mn->node);
     ngx_slab_free_locked(shpool, mn);
 }
 
@@ -940,47 +932,4 @@ ngx_http_momo_record_payload(ngx_http_momo_record_t *dst,
     ngx_memcpy(dst->external_id, src->external_id, src->external_id_len);
     dst->external_id_len = src->external_id_len;
     dst->account = src->account;            /* whose MTN account asks */
-}
-
-
-void
-ngx_http_momo_rbtree_insert_value(ngx_rbtree_node_t *temp,
-    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel)
-{
-    ngx_rbtree_node_t     **p;
-    ngx_http_momo_node_t   *mn, *mnt;
-
-    for ( ;; ) {
-
-        if (node->key < temp->key) {
-
-            p = &temp->left;
-
-        } else if (node->key > temp->key) {
-
-            p = &temp->right;
-
-        } else { /* node->key == temp->key */
-
-            mn = (ngx_http_momo_node_t *) node;
-            mnt = (ngx_http_momo_node_t *) temp;
-
-            p = (ngx_memcmp(mn->rec.reference_id, mnt->rec.reference_id,
-                            NGX_HTTP_MOMO_UUID_LEN)
-                 < 0)
-                ? &temp->left : &temp->right;
-        }
-
-        if (*p == sentinel) {
-            break;
-        }
-
-        temp = *p;
-    }
-
-    *p = node;
-    node->parent = temp;
-    node->left = sentinel;
-    node->right = sentinel;
-    ngx_rbt_red(node);
 }
