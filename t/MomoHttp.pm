@@ -16,6 +16,12 @@ use Time::HiRes qw(time sleep);
 # another port than the test server's: local $t::MomoHttp::Port = N
 our $Port;
 
+# how much longer everything takes with nginx under valgrind: the waits
+# and timeouts of the tests are bounds, not expectations, so they scale
+our $Slow = ($ENV{TEST_NGINX_USE_VALGRIND} // '') =~ /^0?$/ ? 1 : 3;
+
+sub slow ($) { return $_[0] * $Slow }
+
 sub port () {
     return $Port // $Test::Nginx::Util::ServerPortForClient
            // $Test::Nginx::Util::ServerPort;
@@ -74,7 +80,7 @@ sub answered {
 # reads the whole answer: {status, headers (lowercase names), body}
 sub finish {
     my ($sock, $timeout) = @_;
-    my $deadline = time + ($timeout // 10);
+    my $deadline = time + slow($timeout // 10);
     my $sel = IO::Select->new($sock);
     my $raw = '';
 
@@ -148,7 +154,7 @@ sub worker_pids ($) {
 # waits until $cond->() is true, for at most $timeout seconds
 sub wait_for {
     my ($cond, $timeout) = @_;
-    my $deadline = time + $timeout;
+    my $deadline = time + slow($timeout);
 
     while (time < $deadline) {
         return 1 if $cond->();

@@ -166,7 +166,7 @@ sub wait_for_log_lines ($$$) {
                               @{ $lines{$file} };
         }
         return 1;
-    }, $ENV{TEST_NGINX_USE_VALGRIND} ? 30 : 10);
+    }, 10);
 }
 
 sub write_locations () {

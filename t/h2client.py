@@ -23,10 +23,15 @@ connection, as streams 1, 3, 5...
                 open until the other streams end (or --linger seconds)
 
 Prints one JSON line per stream: {"stream", "status", "body", "ended"}.
+
+With TEST_NGINX_USE_VALGRIND set, --timeout and --linger are 3 times
+longer (as t::MomoHttp's waits), and nginx may not listen yet when the
+client starts: it connects again until --timeout.
 """
 
 import argparse
 import json
+import os
 import socket
 import sys
 import time
@@ -40,6 +45,21 @@ import h2.settings
 
 
 WIDE = 1 << 24
+
+
+SLOW = 1 if os.environ.get("TEST_NGINX_USE_VALGRIND", "") in ("", "0") else 3
+
+
+def connect(port, timeout):
+    end = time.time() + timeout
+    while True:
+        try:
+            return socket.create_connection(("127.0.0.1", port),
+                                            timeout=timeout)
+        except ConnectionRefusedError:
+            if time.time() > end:
+                raise
+            time.sleep(0.05)
 
 
 def poll(url, value, timeout):
@@ -83,8 +103,10 @@ def main():
     ap.add_argument("--timeout", type=float, default=10)
     ap.add_argument("requests", nargs="+")
     a = ap.parse_args()
+    a.timeout *= SLOW
+    a.linger *= SLOW
 
-    sock = socket.create_connection(("127.0.0.1", a.port), timeout=a.timeout)
+    sock = connect(a.port, a.timeout)
     conn = h2.connection.H2Connection(
         config=h2.config.H2Configuration(client_side=True))
     conn.initiate_connection()

@@ -706,12 +706,15 @@ sub looks_like_nginx ($) {
 sub stop_nginx ($) {
     my $name = shift;
     my $pid = get_pid_from_pidfile($name);
+    # under valgrind each process checks for leaks as it exits, which takes
+    # seconds; killed, it would report nothing
+    my $wait = $UseValgrind ? 60 : 5;
     if ($pid && is_running($pid) && looks_like_nginx($pid)) {
-        kill_process($pid, 5, $name);
+        kill_process($pid, $wait, $name);
     }
     if (defined $ChildPid) {
         if (is_running($ChildPid)) {
-            kill_process($ChildPid, 5, $name);
+            kill_process($ChildPid, $wait, $name);
         }
         waitpid($ChildPid, WNOHANG) if defined $ChildPid;
         undef $ChildPid;
@@ -754,16 +757,16 @@ sub nginx_command () {
 }
 
 sub valgrind_command () {
-    my @vg = ('valgrind', '-q', '--tool=memcheck', '--leak-check=full',
-              '--show-possibly-lost=no', '--num-callers=100');
+    # upstream's command line: workers are forked, not executed, so they
+    # are traced without --trace-children
     if ($UseValgrind !~ /^\d+$/) {
-        @vg = ('valgrind', '-q', split(/\s+/, $UseValgrind));
+        return ('valgrind', '-q', split(/\s+/, $UseValgrind));
     }
+    my @vg = ('valgrind', '--num-callers=100', '-q', '--tool=memcheck',
+              '--leak-check=full', '--keep-debuginfo=yes',
+              '--show-possibly-lost=no', '--gen-suppressions=all');
     # like upstream: ./valgrind.suppress only
     push @vg, '--suppressions=valgrind.suppress' if -f 'valgrind.suppress';
-    if ($MasterProcessEnabled eq 'on') {
-        push @vg, '--trace-children=yes';
-    }
     return @vg;
 }
 
