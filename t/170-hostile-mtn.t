@@ -19,24 +19,11 @@ check_accum_error_log();
 # timeouts: a call's deadline is then 1 + 1 + 2 s and the margin
 
 
-sub fast_locations () {
-    # beside this run's own copy of the shipped locations
-    my $dir = File::Basename::dirname($ENV{TEST_NGINX_MOMO_LOCATIONS});
-    open my $in, '<', "$t::MomoTest::Root/conf/momo_locations.conf" or die $!;
-    local $/;
-    my $text = <$in>;
-    close $in;
-    $text =~ s/proxy_(connect|send)_timeout \d+s;/proxy_$1_timeout 1s;/g;
-    $text =~ s/proxy_read_timeout \d+s;/proxy_read_timeout 2s;/g;
-    open my $out, '>', "$dir/momo_locations_fast.conf.$$" or die $!;
-    print $out $text;
-    close $out;
-    rename "$dir/momo_locations_fast.conf.$$", "$dir/momo_locations_fast.conf"
-        or die $!;
-    return "$dir/momo_locations_fast.conf";
-}
-
-$ENV{TEST_NGINX_MOMO_FAST_LOCATIONS} = fast_locations();
+$ENV{TEST_NGINX_MOMO_FAST_LOCATIONS} =
+    t::MomoTest::write_locations('momo_locations_fast.conf', sub {
+        s/proxy_(connect|send)_timeout \d+s;/proxy_$1_timeout 1s;/g;
+        s/proxy_read_timeout \d+s;/proxy_read_timeout 2s;/g;
+    });
 
 add_block_preprocessor(sub {
     my $block = shift;

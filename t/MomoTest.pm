@@ -7,7 +7,8 @@ package t::MomoTest;
 #     TEST_NGINX_MOMO_EMU_PORT, and reset before every block;
 #   - the default account (http_config) when a block has none;
 #   - the shipped conf/momo_locations.conf, with 3 s read timeouts so that
-#     MTN timeouts are testable, included in every server using momo_*;
+#     MTN timeouts are testable and one CA certificate (the emulator is
+#     plain HTTP), included in every server using momo_*;
 #   - /emu/ (the emulator's control API, for counts in request arrays) and
 #     /_app/notify (the application, i.e. the emulator's sink);
 #   - no [alert], [crit] or [emerg] in any block's error log;
@@ -34,7 +35,11 @@ our $CallbackSecret =
     '5d41402abc4b2a76b9719d911017c5920f1c3a528d4e4b7a9c213e5f7a9b0d14';
 
 $ENV{TEST_NGINX_LOAD_MODULES} ||= "$Root/objs/ngx_http_momo_module.so";
-$ENV{TEST_NGINX_MOMO_LOCATIONS} = write_locations();
+sub write_locations (;$$);
+
+$ENV{TEST_NGINX_MOMO_LOCATIONS} = write_locations(undef, sub {
+    s/proxy_read_timeout \d+s;/proxy_read_timeout 3s;/g;
+});
 $ENV{TEST_NGINX_MOMO_ROOT} = $Root;
 
 our $Account = <<"_EOC_";
@@ -87,6 +92,10 @@ master_on();
 workers(2);
 no_shuffle();
 
+# a client's wait for an answer is a bound, not an expectation: longer
+# under valgrind (t::MomoHttp::slow), as every other wait of the tests
+timeout(t::MomoHttp::slow(timeout()));
+
 my $LogWaitHooked;
 
 add_block_preprocessor(sub {
@@ -99,6 +108,11 @@ add_block_preprocessor(sub {
 
     if (!defined $block->http_config) {
         $block->set_value('http_config', $Account);
+    }
+
+    if (defined $block->timeout) {
+        my $t = Test::Nginx::Util::parse_time($block->timeout);
+        $block->set_value('timeout', t::MomoHttp::slow($t));
     }
 
     # blocks expect a fresh zone, as after a restart; when blocks follow
@@ -169,23 +183,47 @@ sub wait_for_log_lines ($$$) {
     }, 10);
 }
 
-sub write_locations () {
-    my $src = "$Root/conf/momo_locations.conf";
-    # this file's own, so that parallel runs never share it
-    my $dir = tempdir('momo-test.XXXXXX', TMPDIR => 1,
-                      CLEANUP => !$ENV{TEST_NGINX_NO_CLEAN});
-    open my $in, '<', $src or die "$src: $!";
-    local $/;
-    my $text = <$in>;
-    close $in;
-    $text =~ s/proxy_read_timeout \d+s;/proxy_read_timeout 3s;/g;
-    # written aside, then renamed: a running nginx never reads half a file
-    open my $out, '>', "$dir/momo_locations.conf.$$" or die "$dir: $!";
+# written aside, then renamed: a running nginx never reads half a file
+sub write_aside ($$) {
+    my ($path, $text) = @_;
+    open my $out, '>', "$path.$$" or die "$path: $!";
     print $out $text;
     close $out;
-    rename "$dir/momo_locations.conf.$$", "$dir/momo_locations.conf"
-        or die "$dir: $!";
-    return "$dir/momo_locations.conf";
+    rename "$path.$$", $path or die "$path: $!";
+}
+
+# this file's own copy of the shipped conf/momo_locations.conf (the tests'
+# MTN is the emulator, on plain HTTP), edited by $edit (on $_), in a
+# temporary directory, so that parallel runs never share it: MTN's CA is
+# one certificate of the system's bundle, not all of it, which nginx would
+# read again for each location (seconds for each start under valgrind)
+our $LocationsDir;
+
+sub write_locations (;$$) {
+    my ($name, $edit) = @_;
+    $name //= 'momo_locations.conf';
+    $LocationsDir //= tempdir('momo-test.XXXXXX', TMPDIR => 1,
+                              CLEANUP => !$ENV{TEST_NGINX_NO_CLEAN});
+    my $dir = $LocationsDir;
+    my $ca = "$dir/ca.crt";
+
+    if (!-f $ca) {
+        my $bundle = '/etc/ssl/certs/ca-certificates.crt';
+        open my $in, '<', $bundle or die "$bundle: $!";
+        local $/ = "-----END CERTIFICATE-----\n";
+        my $first = <$in>;
+        close $in;
+        write_aside($ca, $first);
+    }
+
+    my $src = "$Root/conf/momo_locations.conf";
+    open my $in, '<', $src or die "$src: $!";
+    local $_ = do { local $/; <$in> };
+    close $in;
+    s/proxy_ssl_trusted_certificate \S+;/proxy_ssl_trusted_certificate $ca;/g;
+    $edit->() if $edit;
+    write_aside("$dir/$name", $_);
+    return "$dir/$name";
 }
 
 # a free loopback port for a server a file or a block starts later
