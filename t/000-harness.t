@@ -8,7 +8,7 @@ repeat_each(1);
 no_shuffle();
 
 # the client's wait for an answer is a bound: nginx under valgrind is slow
-timeout(timeout() * 3) if ($ENV{TEST_NGINX_USE_VALGRIND} // '') !~ /^0?$/;
+timeout(timeout() * 10) if ($ENV{TEST_NGINX_USE_VALGRIND} // '') !~ /^0?$/;
 
 # a block without a request gets a default one
 add_block_preprocessor(sub {

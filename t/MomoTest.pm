@@ -110,9 +110,11 @@ add_block_preprocessor(sub {
         $block->set_value('http_config', $Account);
     }
 
-    if (defined $block->timeout) {
-        my $t = Test::Nginx::Util::parse_time($block->timeout);
-        $block->set_value('timeout', t::MomoHttp::slow($t));
+    # and so is the time given to what follows an answer (a callback)
+    for my $sec ('timeout', 'wait') {
+        next if !defined $block->$sec;
+        my $t = Test::Nginx::Util::parse_time($block->$sec);
+        $block->set_value($sec, t::MomoHttp::slow($t));
     }
 
     # blocks expect a fresh zone, as after a restart; when blocks follow

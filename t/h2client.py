@@ -24,7 +24,7 @@ connection, as streams 1, 3, 5...
 
 Prints one JSON line per stream: {"stream", "status", "body", "ended"}.
 
-With TEST_NGINX_USE_VALGRIND set, --timeout and --linger are 3 times
+With TEST_NGINX_USE_VALGRIND set, --timeout and --linger are 10 times
 longer (as t::MomoHttp's waits), and nginx may not listen yet when the
 client starts: it connects again until --timeout.
 """
@@ -47,7 +47,7 @@ import h2.settings
 WIDE = 1 << 24
 
 
-SLOW = 1 if os.environ.get("TEST_NGINX_USE_VALGRIND", "") in ("", "0") else 3
+SLOW = 1 if os.environ.get("TEST_NGINX_USE_VALGRIND", "") in ("", "0") else 10
 
 
 def connect(port, timeout):
