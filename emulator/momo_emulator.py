@@ -676,6 +676,8 @@ class State(DisbursementState):
             self.base_config["pending_seconds"] = opts.pending_seconds
         if opts.token_ttl is not None:
             self.base_config["token_ttl"] = opts.token_ttl
+        if opts.callback_timeout_ms is not None:
+            self.base_config["callback_timeout_ms"] = opts.callback_timeout_ms
         self.subscription_keys = set(opts.subscription_key or
                                      [DEFAULT_SUBSCRIPTION_KEY])
         self.disb_init(opts)
@@ -1698,6 +1700,9 @@ def main(argv=None):
                     help="providerCallbackHost of the preseeded API user")
     ap.add_argument("--pending-seconds", type=float, default=None)
     ap.add_argument("--token-ttl", type=int, default=None)
+    ap.add_argument("--callback-timeout-ms", type=float, default=None,
+                    help="how long a callback waits for its answer "
+                         "(config callback_timeout_ms; default 2000)")
     ap.add_argument("--log-limit", type=int, default=100000,
                     help="keep at most N logged requests (0: unlimited)")
     ap.add_argument("--verbose", action="store_true",

@@ -358,7 +358,9 @@ Content-Type: application/json
 
 === TEST 11: the callback is answered at once when the verification is slow, and the notify follows
 MTN's status answer takes 2.5 s; the emulator gives up on a callback after
-2 s (callback_timeout_ms), so a 200 means nginx answered first.
+2 s (callback_timeout_ms), so a 200 means nginx answered first (under
+valgrind it gives nginx 20 s: the block shows only the answer and the
+notify that follows).
 --- init
 t::MomoTest::emu_post('/_emu/faults', '{"method": "GET", "path": "/collection/v1_0/requesttopay/", "delay_ms": 2500, "times": 1}');
 --- config

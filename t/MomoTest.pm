@@ -286,8 +286,11 @@ sub start_emulator () {
 
     if ($emu_pid == 0) {
         open STDOUT, '>', '/dev/null';
+        # MTN gives up on a callback after 2 s: more with nginx under
+        # valgrind, which answers as promptly but runs slower
         exec 'python3', "$Root/emulator/momo_emulator.py",
-             '--listen', "127.0.0.1:$EmuPort";
+             '--listen', "127.0.0.1:$EmuPort",
+             '--callback-timeout-ms', t::MomoHttp::slow(2000);
         exit 1;
     }
 
