@@ -485,6 +485,19 @@ ngx_http_momo_sweep_run(ngx_http_momo_sweeper_t *sw, ngx_http_momo_due_t *due)
         return NGX_ERROR;
     }
 
+    /* a refund or a payout: its own product's status, its kind notified */
+
+    ngx_http_momo_op_kind(ctx, due->kind);
+
+    if (due->what == NGX_HTTP_MOMO_DUE_QUERY
+        && ctx->product->token_key.len == 0)
+    {
+        /* no Disbursement account where this account sweeps: not asked */
+        ngx_http_momo_sweep_swept(sw->zone, due->ref, due->step);
+        ngx_http_momo_fake_close(r);
+        return NGX_DECLINED;
+    }
+
     ctx->headless = 1;          /* nobody to answer */
     ctx->finalize = ngx_http_momo_sweep_finish;
     ctx->timer_data = due;

@@ -212,6 +212,7 @@ typedef enum {
 typedef struct {
     u_char                      ref[NGX_HTTP_MOMO_UUID_LEN];
     uint32_t                    account;
+    ngx_uint_t                  kind;           /* ngx_http_momo_kind_e */
     ngx_http_momo_due_e         what;
     ngx_uint_t                  step;           /* QUERY: the age's index */
     uint64_t                    age;            /* ms since accepted/final */

@@ -305,6 +305,7 @@ found:
 
     ngx_memcpy(due->ref, mn->rec.reference_id, NGX_HTTP_MOMO_UUID_LEN);
     due->account = mn->rec.account;
+    due->kind = mn->rec.kind;
     due->age = since;
 
     if (due->what != NGX_HTTP_MOMO_DUE_QUERY

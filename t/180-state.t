@@ -413,7 +413,7 @@ qr/^written$/
 
 
 
-=== TEST 9: after the crash: P1 is refunded in full, P2's pending 70 still reserved until MTN fails it; MTN saw only the refunds allowed
+=== TEST 9: after the crash: P1 is refunded in full, P2's pending 70 still reserved until MTN fails it; MTN saw only the refunds allowed, and the reconciler's queries of refunds as refunds
 --- http_config eval
 main::http_config($main::Ledger) . $t::MomoTest::Disbursement
 --- init
@@ -435,6 +435,13 @@ for (1 .. 100) {
 Test::More::like($st, qr/"status": "failed"/, "$0 TEST 9: MTN failed the refund of P2");
 t::MomoFlow::check('TEST 9: then all of P2', main::refund('l-7', $p2, '100'), 200,
                    qr/"status": "pending", "amount": "100"/);
+# the reconciler asks MTN for refunds through the Disbursement product only
+my %refund = map { $_->{referenceId} => 1 }
+             @{ JSON::PP::decode_json(t::MomoTest::emu_get('/_emu/refunds')) };
+my @wrong = grep { m{/requesttopay/([0-9a-f-]{36})} && $refund{$1} }
+            map { $_->{path} } @{ JSON::PP::decode_json(t::MomoTest::emu_get(
+                '/_emu/requests?path=/collection/v1_0/requesttopay/&method=GET')) };
+Test::More::is(scalar @wrong, 0, "$0 TEST 9: no refund was asked for as a payment (TEST 7 to 9)");
 --- config eval
 $main::Config . $main::Refunds
 --- request
