@@ -38,9 +38,6 @@ static void ngx_http_momo_call_expire(ngx_http_momo_call_t *call);
 static void ngx_http_momo_call_abort(ngx_http_momo_call_t *call);
 
 
-#define NGX_HTTP_MOMO_CALL_MARGIN  1000     /* ms over the timeouts */
-
-
 static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
 static ngx_http_output_body_filter_pt    ngx_http_next_body_filter;
 

@@ -17,7 +17,6 @@
 
 
 #define NGX_HTTP_MOMO_DISB_BODY_MAX  16384
-#define NGX_HTTP_MOMO_DISB_LEASE     60000   /* ms: token, holder, POST */
 #define NGX_HTTP_MOMO_DISB_RESEND    60      /* s without MTN knowing it */
 
 
@@ -322,7 +321,7 @@ ngx_http_momo_disb_begin(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
     ngx_http_momo_op_kind(ctx, d->op.kind);
 
     rc = ngx_http_momo_ledger_begin(mmcf->shm_zone, &d->op,
-                                    NGX_HTTP_MOMO_DISB_LEASE);
+                                    ngx_http_momo_send_time(r, ctx));
 
     switch (rc) {
 
@@ -629,7 +628,7 @@ ngx_http_momo_disb_unknown(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
     }
 
     if (ngx_http_momo_ledger_resend(mmcf->shm_zone, d->ref.data,
-                                    NGX_HTTP_MOMO_DISB_LEASE)
+                                    ngx_http_momo_send_time(r, ctx))
         != NGX_OK)
     {
         return ngx_http_momo_disb_pending(r, ctx);

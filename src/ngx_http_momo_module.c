@@ -12,6 +12,10 @@
 #include "momo_env.h"
 
 
+/* the timeouts of the internal locations are the proxy module's */
+extern ngx_module_t  ngx_http_proxy_module;
+
+
 #define NGX_HTTP_MOMO_H_PAY       1
 #define NGX_HTTP_MOMO_H_STATUS    2
 #define NGX_HTTP_MOMO_H_CALLBACK  3
@@ -83,6 +87,8 @@ static ngx_int_t ngx_http_momo_check_accounts(ngx_conf_t *cf,
     ngx_http_momo_main_conf_t *mmcf);
 static ngx_int_t ngx_http_momo_check_notify(ngx_conf_t *cf,
     ngx_http_momo_main_conf_t *mmcf);
+static ngx_msec_t ngx_http_momo_location_time(
+    ngx_http_core_loc_conf_t *clcf);
 static ngx_http_core_loc_conf_t *ngx_http_momo_find_location(
     ngx_http_core_srv_conf_t *cscf, ngx_str_t *uri);
 static ngx_str_t *ngx_http_momo_default_currency(ngx_str_t *environment);
@@ -1237,6 +1243,9 @@ ngx_http_momo_check_routes(ngx_conf_t *cf, ngx_http_momo_main_conf_t *mmcf)
                 continue;
             }
 
+            use[i].mscf->leg_time[leg] =
+                ngx_http_momo_location_time(use[i].mscf->leg_clcf[leg]);
+
             if (ngx_http_momo_routable(cf, base, use[i].mscf->leg_clcf[leg])
                 != NGX_OK)
             {
@@ -1430,6 +1439,7 @@ ngx_http_momo_check_notify(ngx_conf_t *cf, ngx_http_momo_main_conf_t *mmcf)
         clcf = ngx_http_momo_find_location(use[i].cscf, uri);
 
         if (clcf != NULL && clcf->internal) {
+            use[i].mlcf->notify_time = ngx_http_momo_location_time(clcf);
             continue;
         }
 
@@ -1447,6 +1457,30 @@ ngx_http_momo_check_notify(ngx_conf_t *cf, ngx_http_momo_main_conf_t *mmcf)
     }
 
     return NGX_OK;
+}
+
+
+/*
+ * How long a call through this location may take: the deadline
+ * ngx_http_momo_call.c gives it at run time, from the same proxy
+ * timeouts, known here for the leases (ngx_http_momo_call_time).  The
+ * proxy module's location configuration begins with its
+ * ngx_http_upstream_conf_t, as in every nginx version.
+ */
+
+static ngx_msec_t
+ngx_http_momo_location_time(ngx_http_core_loc_conf_t *clcf)
+{
+    ngx_http_upstream_conf_t  *ucf;
+
+    ucf = clcf->loc_conf[ngx_http_proxy_module.ctx_index];
+
+    if (ucf == NULL) {
+        return NGX_HTTP_MOMO_CALL_TIME;
+    }
+
+    return ucf->connect_timeout + ucf->send_timeout + ucf->read_timeout
+           + NGX_HTTP_MOMO_CALL_MARGIN;
 }
 
 

@@ -101,7 +101,15 @@ typedef struct {
 typedef struct {
     ngx_str_t                   legs[NGX_HTTP_MOMO_LEG_MAX];
     ngx_http_core_loc_conf_t   *leg_clcf[NGX_HTTP_MOMO_LEG_MAX];
+    ngx_msec_t                  leg_time[NGX_HTTP_MOMO_LEG_MAX];
 } ngx_http_momo_srv_conf_t;
+
+
+/* a call's deadline: its location's proxy timeouts and this margin */
+#define NGX_HTTP_MOMO_CALL_MARGIN  1000     /* ms */
+
+/* ... when the location is not known: nginx's default proxy timeouts */
+#define NGX_HTTP_MOMO_CALL_TIME    (3 * 60000 + NGX_HTTP_MOMO_CALL_MARGIN)
 
 
 typedef enum {
@@ -139,6 +147,7 @@ typedef struct {
     ngx_str_t                   currency;
     ngx_flag_t                  callback_verify;
     ngx_str_t                   notify;
+    ngx_msec_t                  notify_time;    /* a delivery's deadline */
     ngx_str_t                   notify_secret;
     ngx_msec_t                  token_wait;
     ngx_flag_t                  check_payer;
@@ -655,6 +664,12 @@ ngx_int_t ngx_http_momo_metrics_handler(ngx_http_request_t *r);
  */
 ngx_http_momo_ctx_t *ngx_http_momo_ctx_create(ngx_http_request_t *r);
 ngx_uint_t ngx_http_momo_lease_serial(void);
+ngx_msec_t ngx_http_momo_call_time(ngx_http_request_t *r,
+    ngx_http_momo_ctx_t *ctx, ngx_uint_t leg);
+ngx_msec_t ngx_http_momo_query_time(ngx_http_request_t *r,
+    ngx_http_momo_ctx_t *ctx);
+ngx_msec_t ngx_http_momo_send_time(ngx_http_request_t *r,
+    ngx_http_momo_ctx_t *ctx);
 ngx_int_t ngx_http_momo_start(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx,
     ngx_http_momo_step_pt step);
 ngx_int_t ngx_http_momo_start_with_body(ngx_http_request_t *r,

@@ -19,7 +19,6 @@
 #include "ngx_http_momo_module.h"
 
 
-#define NGX_HTTP_MOMO_NOTIFY_LEASE  30000
 #define NGX_HTTP_MOMO_EVENT_LABEL   "ngx_http_momo event id v1"
 #define NGX_HTTP_MOMO_SIG_LEN                                                \
     (sizeof("t=,v1=") - 1 + NGX_TIME_T_LEN + 64)
@@ -55,7 +54,9 @@ ngx_http_momo_notify(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx,
     serial = ngx_http_momo_lease_serial();
 
     if (ngx_http_momo_record_notify(ctx->zone, ctx->reference_id.data,
-                                    NGX_HTTP_MOMO_NOTIFY_LEASE, serial)
+                                    ngx_http_momo_call_time(r, ctx,
+                                                    NGX_HTTP_MOMO_LEG_NOTIFY),
+                                    serial)
         != NGX_OK)
     {
         return next(r, ctx);

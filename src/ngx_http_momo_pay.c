@@ -16,7 +16,6 @@
 
 
 #define NGX_HTTP_MOMO_BODY_MAX   16384
-#define NGX_HTTP_MOMO_PAY_LEASE  60000    /* a payment in flight, at most */
 
 
 static ngx_int_t ngx_http_momo_pay_start(ngx_http_request_t *r,
@@ -261,7 +260,8 @@ ngx_http_momo_pay_claim(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
     /* the lease dies with the request: see ngx_http_momo_release() */
 
     rc = ngx_http_momo_record_claim(mmcf->shm_zone, &ctx->rec,
-                                    NGX_HTTP_MOMO_PAY_LEASE, &ctx->pay_owner,
+                                    ngx_http_momo_send_time(r, ctx),
+                                    &ctx->pay_owner,
                                     &fresh);
 
     switch (rc) {

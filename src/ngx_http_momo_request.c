@@ -94,6 +94,58 @@ ngx_http_momo_lease_serial(void)
 
 
 /*
+ * How long a lease lasts: as long as its holder can take, that is the
+ * deadlines of the calls it makes while it holds the lease (each its
+ * location's proxy timeouts and a margin, as ngx_http_momo_call.c ends
+ * them), the way proxy_cache_lock_age bounds a cache lock.  Then another
+ * request may take the lease over; the stamp keeps the late holder from
+ * releasing it.
+ */
+
+ngx_msec_t
+ngx_http_momo_call_time(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx,
+    ngx_uint_t leg)
+{
+    ngx_msec_t                 t;
+    ngx_http_momo_srv_conf_t  *mscf;
+
+    if (leg == NGX_HTTP_MOMO_LEG_NOTIFY) {
+        t = ctx->mlcf->notify_time;
+
+    } else {
+        mscf = ngx_http_get_module_srv_conf(r, ngx_http_momo_module);
+        t = mscf->leg_time[leg];
+    }
+
+    return t ? t : NGX_HTTP_MOMO_CALL_TIME;
+}
+
+
+/* a status query: perhaps a token first, then the query */
+
+ngx_msec_t
+ngx_http_momo_query_time(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
+{
+    return ngx_http_momo_call_time(r, ctx, NGX_HTTP_MOMO_LEG_TOKEN)
+           + ngx_http_momo_call_time(r, ctx, ngx_http_momo_op_leg(ctx, 1));
+}
+
+
+/*
+ * a payment, refund or payout: a token, the payer's check (a status leg),
+ * the POST and, after MTN's 409, the status query
+ */
+
+ngx_msec_t
+ngx_http_momo_send_time(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
+{
+    return ngx_http_momo_query_time(r, ctx)
+           + ngx_http_momo_call_time(r, ctx, ngx_http_momo_op_leg(ctx, 0))
+           + ngx_http_momo_call_time(r, ctx, ngx_http_momo_op_leg(ctx, 1));
+}
+
+
+/*
  * From a content handler that has no body to read: the request is held
  * (r->main->count) until ngx_http_momo_finalize(); the handler returns
  * what this returns.

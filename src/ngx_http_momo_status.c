@@ -18,7 +18,6 @@
 #include "ngx_http_momo_module.h"
 
 
-#define NGX_HTTP_MOMO_QUERY_LEASE     30000
 #define NGX_HTTP_MOMO_QUERY_INTERVAL  1000
 #define NGX_HTTP_MOMO_QUERY_POLL      50
 #define NGX_HTTP_MOMO_QUERY_WAIT      5000
@@ -272,7 +271,7 @@ ngx_http_momo_query_step(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
     serial = ngx_http_momo_lease_serial();
 
     rc = ngx_http_momo_record_query(mmcf->shm_zone, ctx->reference_id.data,
-                                    NGX_HTTP_MOMO_QUERY_LEASE, serial,
+                                    ngx_http_momo_query_time(r, ctx), serial,
                                     ctx->query_interval, &ctx->rec);
 
     switch (rc) {

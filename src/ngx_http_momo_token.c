@@ -13,7 +13,6 @@
 #include "ngx_http_momo_module.h"
 
 
-#define NGX_HTTP_MOMO_TOKEN_LEASE   30000
 #define NGX_HTTP_MOMO_TOKEN_POLL    50
 #define NGX_HTTP_MOMO_TTL_MAX       86400
 #define NGX_HTTP_MOMO_TTL_DEFAULT   3600
@@ -59,7 +58,9 @@ ngx_http_momo_token_step(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
     serial = ngx_http_momo_lease_serial();
 
     rc = ngx_http_momo_token_acquire(mmcf->shm_zone, &ctx->product->token_key,
-                                     NGX_HTTP_MOMO_TOKEN_LEASE, serial,
+                                     ngx_http_momo_call_time(r, ctx,
+                                                      NGX_HTTP_MOMO_LEG_TOKEN),
+                                     serial,
                                      r->pool, &ctx->token, &ctx->token_gen);
 
     switch (rc) {

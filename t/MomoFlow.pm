@@ -24,6 +24,8 @@ package t::MomoFlow;
 #   sleep_fault       makes GET /emu/sink/sleep/MS answer after MS ms: a pause
 #                     inside a request array, where --- wait would pause
 #                     after every request.
+#   locations         a copy of conf/momo_locations.conf with other proxy
+#                     timeouts (and so other call deadlines and leases).
 
 use strict;
 use warnings;
@@ -34,6 +36,7 @@ use IO::Select;
 use JSON::PP;
 use MIME::Base64 qw(encode_base64);
 use Digest::SHA qw(hmac_sha256);
+use File::Temp ();
 use Time::HiRes qw(time sleep);
 use Test::Nginx::Util qw(add_block_preprocessor);
 
@@ -242,6 +245,27 @@ sub burst {
     }
 
     return \@out;
+}
+
+# a copy of conf/momo_locations.conf with other proxy timeouts (connect =>
+# '100ms', read => '2s', ...), which also bound the calls' leases, and the
+# worker's pid in an X-Momo-Worker header to MTN; its path
+sub locations {
+    my (%timeout) = @_;
+    my $src = "$t::MomoTest::Root/conf/momo_locations.conf";
+    open my $in, '<', $src or die "$src: $!";
+    my $text = do { local $/; <$in> };
+    close $in;
+    for my $k (keys %timeout) {
+        $text =~ s/proxy_${k}_timeout \S+;/proxy_${k}_timeout $timeout{$k};/g;
+    }
+    $text =~ s/^(\s*)(proxy_pass \$momo_leg_url;)$/$1$2\n$1proxy_set_header X-Momo-Worker \$pid;/mg;
+    my $dir = File::Temp::tempdir('momo-flow.XXXXXX', TMPDIR => 1,
+                                  CLEANUP => !$ENV{TEST_NGINX_NO_CLEAN});
+    open my $out, '>', "$dir/momo_locations.conf" or die "$dir: $!";
+    print $out $text;
+    close $out;
+    return "$dir/momo_locations.conf";
 }
 
 1;
