@@ -859,17 +859,22 @@ ngx_http_momo_op_callback_url(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx,
         return NGX_OK;
     }
 
-    kind = ngx_http_momo_kind_name(ctx->kind);
+    if (ctx->kind == NGX_HTTP_MOMO_KIND_PAYMENT) {
+        material = ctx->reference_id;
 
-    material.len = kind->len + 1 + NGX_HTTP_MOMO_UUID_LEN;
-    material.data = ngx_pnalloc(r->pool, material.len);
-    if (material.data == NULL) {
-        return NGX_ERROR;
+    } else {
+        kind = ngx_http_momo_kind_name(ctx->kind);
+
+        material.len = kind->len + 1 + NGX_HTTP_MOMO_UUID_LEN;
+        material.data = ngx_pnalloc(r->pool, material.len);
+        if (material.data == NULL) {
+            return NGX_ERROR;
+        }
+
+        p = ngx_cpymem(material.data, kind->data, kind->len);
+        *p++ = '|';
+        ngx_memcpy(p, ctx->reference_id.data, NGX_HTTP_MOMO_UUID_LEN);
     }
-
-    p = ngx_cpymem(material.data, kind->data, kind->len);
-    *p++ = '|';
-    ngx_memcpy(p, ctx->reference_id.data, NGX_HTTP_MOMO_UUID_LEN);
 
     out->len = base->len + 1 + NGX_HTTP_MOMO_UUID_LEN + 1
                + NGX_HTTP_MOMO_CB_TOKEN_LEN;

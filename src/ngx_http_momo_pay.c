@@ -31,8 +31,6 @@ static ngx_int_t ngx_http_momo_pay_send(ngx_http_request_t *r,
     ngx_http_momo_ctx_t *ctx);
 static ngx_int_t ngx_http_momo_pay_body_json(ngx_http_request_t *r,
     ngx_http_momo_ctx_t *ctx, ngx_str_t *out);
-static ngx_int_t ngx_http_momo_pay_callback_url(ngx_http_request_t *r,
-    ngx_http_momo_ctx_t *ctx, ngx_str_t *out);
 static ngx_int_t ngx_http_momo_pay_done(ngx_http_request_t *r,
     ngx_http_momo_ctx_t *ctx);
 static ngx_int_t ngx_http_momo_pay_replay(ngx_http_request_t *r,
@@ -393,7 +391,7 @@ ngx_http_momo_pay_send(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
                              NULL, &call->url)
            != NGX_OK
         || ngx_http_momo_pay_body_json(r, ctx, &call->body) != NGX_OK
-        || ngx_http_momo_pay_callback_url(r, ctx, &call->callback_url)
+        || ngx_http_momo_op_callback_url(r, ctx, &call->callback_url)
            != NGX_OK)
     {
         return NGX_ERROR;
@@ -446,41 +444,6 @@ ngx_http_momo_pay_body_json(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx,
     f[5].type = NGX_HTTP_MOMO_JSON_STRING;
 
     return ngx_http_momo_json_render(r->pool, f, 6, out);
-}
-
-
-/* momo_callback_url/<reference id>/<HMAC token>: MTN signs nothing */
-
-static ngx_int_t
-ngx_http_momo_pay_callback_url(ngx_http_request_t *r,
-    ngx_http_momo_ctx_t *ctx, ngx_str_t *out)
-{
-    u_char     *p;
-    ngx_str_t  *base;
-
-    base = &ctx->mlcf->acc[NGX_HTTP_MOMO_ACC_CALLBACK_URL];
-
-    if (base->len == 0) {
-        ngx_str_null(out);
-        return NGX_OK;
-    }
-
-    out->len = base->len + 1 + NGX_HTTP_MOMO_UUID_LEN + 1
-               + NGX_HTTP_MOMO_CB_TOKEN_LEN;
-
-    p = ngx_pnalloc(r->pool, out->len);
-    if (p == NULL) {
-        return NGX_ERROR;
-    }
-
-    out->data = p;
-    p = ngx_cpymem(p, base->data, base->len);
-    *p++ = '/';
-    p = ngx_cpymem(p, ctx->reference_id.data, NGX_HTTP_MOMO_UUID_LEN);
-    *p++ = '/';
-
-    return ngx_http_momo_callback_token(&ctx->mlcf->secret,
-                                        &ctx->reference_id, p);
 }
 
 
