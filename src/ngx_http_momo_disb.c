@@ -544,19 +544,21 @@ static ngx_int_t
 ngx_http_momo_disb_replay_done(ngx_http_request_t *r,
     ngx_http_momo_ctx_t *ctx)
 {
+    ngx_int_t                   rc;
     ngx_http_momo_disb_t       *d;
     ngx_http_momo_mtn_body_t    b;
     ngx_http_momo_main_conf_t  *mmcf;
 
     d = ctx->disb;
-    ctx->upstream_status = ctx->call->status;
 
-    if (ctx->call->status != NGX_HTTP_OK
-        || ngx_http_momo_json_mtn(r->pool, ctx->call->response.data,
-                                  ctx->call->response.len, &b)
-           != NGX_OK
-        || b.status.len == 0)
-    {
+    rc = ngx_http_momo_status_rechecked(r, ctx, &b);
+
+    if (rc == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+
+    if (rc != NGX_OK) {
+        /* MTN has it (its 409), with what nobody can tell now */
         (void) ngx_http_momo_disb_settle(r, ctx, NGX_HTTP_MOMO_OP_UNKNOWN);
         return ngx_http_momo_disb_pending(r, ctx);
     }

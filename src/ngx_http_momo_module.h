@@ -743,6 +743,8 @@ ngx_int_t ngx_http_momo_status_call(ngx_http_request_t *r,
     ngx_http_momo_ctx_t *ctx, ngx_http_momo_step_pt next);
 ngx_int_t ngx_http_momo_status_recheck(ngx_http_request_t *r,
     ngx_http_momo_ctx_t *ctx, ngx_http_momo_step_pt next);
+ngx_int_t ngx_http_momo_status_rechecked(ngx_http_request_t *r,
+    ngx_http_momo_ctx_t *ctx, ngx_http_momo_mtn_body_t *b);
 ngx_int_t ngx_http_momo_mtn_error(ngx_http_request_t *r,
     ngx_http_momo_ctx_t *ctx, ngx_http_momo_mtn_body_t *b);
 ngx_uint_t ngx_http_momo_mtn_refused(ngx_str_t *code);

@@ -519,30 +519,28 @@ static ngx_int_t
 ngx_http_momo_pay_replay_done(ngx_http_request_t *r,
     ngx_http_momo_ctx_t *ctx)
 {
+    ngx_int_t                   rc;
     ngx_uint_t                  same;
-    ngx_http_momo_call_t       *call;
     ngx_http_momo_mtn_body_t    b;
     ngx_http_momo_main_conf_t  *mmcf;
 
-    call = ctx->call;
-    ctx->upstream_status = call->status;
     mmcf = ngx_http_get_module_main_conf(r, ngx_http_momo_module);
 
-    if (ngx_http_momo_json_mtn(r->pool, call->response.data,
-                               call->response.len, &b)
-        == NGX_ERROR)
-    {
-        return NGX_ERROR;
-    }
+    rc = ngx_http_momo_status_rechecked(r, ctx, &b);
 
-    if (call->status == NGX_HTTP_UNAUTHORIZED && b.status_code == -1) {
+    switch (rc) {
+
+    case NGX_OK:
+        break;
+
+    case NGX_AGAIN:
         return ngx_http_momo_token_rejected(r, ctx, ngx_http_momo_pay_replay);
-    }
 
-    if (call->status != NGX_HTTP_OK || b.status.len == 0
-        || b.amount.len == 0)
-    {
+    case NGX_DECLINED:
         return ngx_http_momo_pay_unverified(r, ctx);
+
+    default:
+        return NGX_ERROR;
     }
 
     same = (ngx_http_momo_pay_same(ctx, &b) == NGX_OK);

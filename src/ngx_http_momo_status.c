@@ -380,6 +380,44 @@ ngx_http_momo_status_recheck(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx,
 }
 
 
+/*
+ * MTN's answer to that check, in *b: NGX_OK when MTN shows the operation
+ * with its status and amount, to compare with the request's payload;
+ * NGX_AGAIN when MTN refused the token (the caller may ask again with a
+ * new one); NGX_DECLINED when it proves nothing (an error, 404, no or an
+ * unreadable answer).
+ */
+
+ngx_int_t
+ngx_http_momo_status_rechecked(ngx_http_request_t *r,
+    ngx_http_momo_ctx_t *ctx, ngx_http_momo_mtn_body_t *b)
+{
+    ngx_http_momo_call_t  *call;
+
+    call = ctx->call;
+    ctx->upstream_status = call->status;
+
+    if (ngx_http_momo_json_mtn(r->pool, call->response.data,
+                               call->response.len, b)
+        == NGX_ERROR)
+    {
+        return NGX_ERROR;
+    }
+
+    if (call->status == NGX_HTTP_UNAUTHORIZED && b->status_code == -1) {
+        return NGX_AGAIN;
+    }
+
+    if (call->status != NGX_HTTP_OK || b->status.len == 0
+        || b->amount.len == 0)
+    {
+        return NGX_DECLINED;
+    }
+
+    return NGX_OK;
+}
+
+
 /* GET requesttopay/{reference id}: the query, and the check after a 409 */
 
 ngx_int_t
