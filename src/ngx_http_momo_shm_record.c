@@ -52,22 +52,16 @@ ngx_int_t
 ngx_http_momo_record_get(ngx_shm_zone_t *zone, u_char *ref,
     ngx_http_momo_record_t *rec)
 {
-    uint32_t                hash;
     ngx_int_t               rc;
     ngx_slab_pool_t        *shpool;
     ngx_http_momo_node_t   *mn;
     ngx_http_momo_shctx_t  *sh;
 
-    sh = ngx_http_momo_shm_ctx(zone, &shpool);
+    mn = ngx_http_momo_record_lock(zone, ref, &sh, &shpool);
+
     if (sh == NULL) {
         return NGX_DECLINED;
     }
-
-    hash = ngx_crc32_short(ref, NGX_HTTP_MOMO_UUID_LEN);
-
-    ngx_shmtx_lock(&shpool->mutex);
-
-    mn = ngx_http_momo_record_lookup(sh, ref, hash);
 
     if (mn != NULL) {
         ngx_http_momo_record_touch(sh, mn);
@@ -293,21 +287,15 @@ void
 ngx_http_momo_record_release(ngx_shm_zone_t *zone, u_char *ref,
     ngx_uint_t owner, ngx_uint_t forget)
 {
-    uint32_t                hash;
     ngx_slab_pool_t        *shpool;
     ngx_http_momo_node_t   *mn;
     ngx_http_momo_shctx_t  *sh;
 
-    sh = ngx_http_momo_shm_ctx(zone, &shpool);
+    mn = ngx_http_momo_record_lock(zone, ref, &sh, &shpool);
+
     if (sh == NULL) {
         return;
     }
-
-    hash = ngx_crc32_short(ref, NGX_HTTP_MOMO_UUID_LEN);
-
-    ngx_shmtx_lock(&shpool->mutex);
-
-    mn = ngx_http_momo_record_lookup(sh, ref, hash);
 
     if (mn != NULL && mn->pay_pid == ngx_pid && mn->pay_owner == owner) {
         mn->pay_pid = 0;
@@ -440,25 +428,20 @@ ngx_int_t
 ngx_http_momo_record_notify(ngx_shm_zone_t *zone, u_char *ref,
     ngx_msec_t lease, ngx_uint_t serial)
 {
-    uint32_t                hash;
     ngx_int_t               rc;
     ngx_msec_t              now;
     ngx_slab_pool_t        *shpool;
     ngx_http_momo_node_t   *mn;
     ngx_http_momo_shctx_t  *sh;
 
-    sh = ngx_http_momo_shm_ctx(zone, &shpool);
-    if (sh == NULL) {
-        return NGX_DECLINED;
-    }
-
-    hash = ngx_crc32_short(ref, NGX_HTTP_MOMO_UUID_LEN);
     now = ngx_current_msec;
     rc = NGX_DECLINED;
 
-    ngx_shmtx_lock(&shpool->mutex);
+    mn = ngx_http_momo_record_lock(zone, ref, &sh, &shpool);
 
-    mn = ngx_http_momo_record_lookup(sh, ref, hash);
+    if (sh == NULL) {
+        return NGX_DECLINED;
+    }
 
     if (mn != NULL
         && ngx_http_momo_state_final(mn->rec.state)
