@@ -16,6 +16,14 @@ plan 'no_plan';
 
 our $Pay = "POST /api/payments/mtn-momo\n";
 
+# a payment's location, the key of the first blocks and canonical answers,
+# for each block that has none of its own
+t::MomoFlow::defaults(
+    config => "    location = /api/payments/mtn-momo {\n        momo_pay;\n    }\n",
+    more_headers => "Content-Type: application/json\n"
+                    . "Idempotency-Key: booking-2001\n",
+    response_body_filters => \&t::MomoFlow::canon);
+
 # another amount, the honest payment, the other amount again, MTN's payments
 our $FailOpenRequests = [
     $Pay . t::MomoTest::pay_json(amount => '250'),
@@ -91,17 +99,8 @@ __DATA__
 === TEST 1: a payment with an Idempotency-Key on one gateway
 The next blocks go on from here with a new zone each (nginx restarts), as
 another gateway with the same configuration, or this one after a restart.
---- config
-    location = /api/payments/mtn-momo {
-        momo_pay;
-    }
---- more_headers
-Content-Type: application/json
-Idempotency-Key: booking-2001
 --- request eval
 ["POST /api/payments/mtn-momo\n" . t::MomoTest::pay_json()]
---- response_body_filters eval
-\&t::MomoFlow::canon
 --- response_body_like eval
 [qr/^\{"success": true, "payment_id": "REF1", "reference_id": "REF1", "status": "pending", /]
 
@@ -110,21 +109,12 @@ Idempotency-Key: booking-2001
 === TEST 2: MTN's 409 and a status query answered 500: another amount is refused retryably and not recorded, the honest retry gets its payment
 --- init
 ::fail_open_init({ status => 500, body => { code => 'INTERNAL_PROCESSING_ERROR', message => 'An internal error occurred while processing.' } });
---- config
-    location = /api/payments/mtn-momo {
-        momo_pay;
-    }
---- more_headers
-Content-Type: application/json
-Idempotency-Key: booking-2001
 --- request eval
 $::FailOpenRequests
 --- error_code eval
 [503, 200, 422, 200]
 --- response_headers eval
 ["Retry-After: 1", "", "", ""]
---- response_body_filters eval
-\&t::MomoFlow::canon
 --- response_body_like eval
 $::FailOpenAnswers
 
@@ -133,19 +123,10 @@ $::FailOpenAnswers
 === TEST 3: MTN's 409 and a status query answered 404: the same
 --- init
 ::fail_open_init({ status => 404, body => { code => 'RESOURCE_NOT_FOUND', message => 'Requested resource was not found.' } });
---- config
-    location = /api/payments/mtn-momo {
-        momo_pay;
-    }
---- more_headers
-Content-Type: application/json
-Idempotency-Key: booking-2001
 --- request eval
 $::FailOpenRequests
 --- error_code eval
 [503, 200, 422, 200]
---- response_body_filters eval
-\&t::MomoFlow::canon
 --- response_body_like eval
 $::FailOpenAnswers
 
@@ -155,20 +136,11 @@ $::FailOpenAnswers
 The status answer takes 4 s, the read timeout is 3 s.
 --- init
 ::fail_open_init({ delay_ms => 4000 });
---- config
-    location = /api/payments/mtn-momo {
-        momo_pay;
-    }
---- more_headers
-Content-Type: application/json
-Idempotency-Key: booking-2001
 --- request eval
 $::FailOpenRequests
 --- timeout: 8
 --- error_code eval
 [503, 200, 422, 200]
---- response_body_filters eval
-\&t::MomoFlow::canon
 --- response_body_like eval
 $::FailOpenAnswers
 
@@ -177,19 +149,10 @@ $::FailOpenAnswers
 === TEST 5: MTN's 409 and a status query whose connection is closed without an answer: the same
 --- init
 ::fail_open_init({ drop => JSON::PP::true });
---- config
-    location = /api/payments/mtn-momo {
-        momo_pay;
-    }
---- more_headers
-Content-Type: application/json
-Idempotency-Key: booking-2001
 --- request eval
 $::FailOpenRequests
 --- error_code eval
 [503, 200, 422, 200]
---- response_body_filters eval
-\&t::MomoFlow::canon
 --- response_body_like eval
 $::FailOpenAnswers
 
@@ -209,10 +172,6 @@ for my $i (1 .. 8) {
 }
 Test::More::is(join('; ', @bad), '',
                "$0 TEST 6: 8 rounds of two amounts at once - the payment MTN took is the one answered 200 and the one the record keeps");
---- config
-    location = /api/payments/mtn-momo {
-        momo_pay;
-    }
 --- request eval
 ["GET /emu/count?path=/collection/v1_0/requesttopay&method=POST"]
 --- response_body_like eval
@@ -239,10 +198,6 @@ for ([$same, 'the same payment'], [$other, 'another amount']) {
                      "$0 TEST 7: $what while the first is in flight - IDEMPOTENCY_KEY_IN_FLIGHT");
     Test::More::is($r->{headers}{'retry-after'}, '1', "$0 TEST 7: $what while the first is in flight - Retry-After");
 }
---- config
-    location = /api/payments/mtn-momo {
-        momo_pay;
-    }
 --- more_headers
 Content-Type: application/json
 Idempotency-Key: booking-2007
@@ -252,8 +207,6 @@ Idempotency-Key: booking-2007
  "GET /emu/requests?path=/collection/v1_0/requesttopay&method=POST"]
 --- error_code eval
 [422, 200, 200]
---- response_body_filters eval
-\&t::MomoFlow::canon
 --- response_body_like eval
 [qr/^\{"success": false, "error": \{"code": "IDEMPOTENCY_KEY_REUSED", "message": "[^"]+", "retryable": false\}, "reference_id": "REF1"\}\n$/,
  qr/^\{"success": true, "payment_id": "REF1", "reference_id": "REF1", "status": "successful", "message": "Payment request was already sent for this Idempotency-Key"\}\n$/,
@@ -268,10 +221,6 @@ query, the next retry asks MTN again, and the one after it is answered
 from the zone, where the status is final.
 --- init
 t::MomoFlow::sleep_fault(1100);
---- config
-    location = /api/payments/mtn-momo {
-        momo_pay;
-    }
 --- more_headers
 Content-Type: application/json
 Idempotency-Key: booking-2008
@@ -284,8 +233,6 @@ Idempotency-Key: booking-2008
  "POST /api/payments/mtn-momo\n" . t::MomoTest::pay_json(phone => '46733123453'),
  "POST /api/payments/mtn-momo\n" . t::MomoTest::pay_json(phone => '46733123453'),
  "GET /emu/requests?path=/collection/v1_0/requesttopay"]
---- response_body_filters eval
-\&t::MomoFlow::canon
 --- response_body_like eval
 [qr/^\{"success": true, "payment_id": "REF1", "reference_id": "REF1", "status": "pending", "message": "Payment request sent to customer's mobile phone"\}\n$/,
  qr/^\{"success": true, "payment_id": "REF1", "reference_id": "REF1", "status": "pending", "message": "Payment request was already sent for this Idempotency-Key"\}\n$/,

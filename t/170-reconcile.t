@@ -15,6 +15,19 @@ plan 'no_plan';
 our $Sweep = "    momo_reconcile 300ms 600ms 1s 2s 10s;\n"
            . "    momo_notify_retry 200ms 1s 1h;\n";
 
+# what every block has, unless it says otherwise
+t::MomoFlow::defaults(config => <<'_EOC_', more_headers => "Content-Type: application/json\n");
+    momo_notify /_app/notify;
+
+    location = /api/payments/mtn-momo {
+        momo_pay;
+    }
+
+    location = /metrics {
+        momo_metrics;
+    }
+_EOC_
+
 our @Phones = ('46733123450', '46733123451', '46733123452', '56733123453');
 
 our @Pay = map {
@@ -89,18 +102,6 @@ $t::MomoTest::Account . $main::Sweep
 --- init
 t::MomoTest::emu_post('/_emu/config', '{"drop_callbacks": true, "final_delay_ms": 700}');
 t::MomoFlow::sleep_fault(500);
---- config
-    momo_notify /_app/notify;
-
-    location = /api/payments/mtn-momo {
-        momo_pay;
-    }
-
-    location = /metrics {
-        momo_metrics;
-    }
---- more_headers
-Content-Type: application/json
 --- request eval
 [@main::Pay,
  "GET /emu/wait?path=/_emu/sink/notify&count=20&timeout_ms=20000",
@@ -137,18 +138,6 @@ $t::MomoTest::Account . $main::Sweep
 --- init
 t::MomoTest::emu_post('/_emu/config', '{"drop_callbacks": true}');
 t::MomoTest::emu_post('/_emu/faults', '{"method": "GET", "path": "/collection/v1_0/requesttopay/", "delay_ms": 2000, "times": 4}');
---- config
-    momo_notify /_app/notify;
-
-    location = /api/payments/mtn-momo {
-        momo_pay;
-    }
-
-    location = /metrics {
-        momo_metrics;
-    }
---- more_headers
-Content-Type: application/json
 --- request eval
 [@main::Pay[0 .. 3],
  "GET /emu/wait?path=/collection/v1_0/requesttopay/&method=GET&count=1&timeout_ms=20000",
@@ -183,18 +172,6 @@ $/,
 $t::MomoTest::Account . "    momo_reconcile 200ms 400ms;\n"
 --- init
 t::MomoTest::emu_post('/_emu/config', '{"drop_callbacks": true}');
---- config
-    momo_notify /_app/notify;
-
-    location = /api/payments/mtn-momo {
-        momo_pay;
-    }
-
-    location = /metrics {
-        momo_metrics;
-    }
---- more_headers
-Content-Type: application/json
 --- request eval
 ["POST /api/payments/mtn-momo\n" . t::MomoTest::pay_json(phone => '46733123454'),
  "GET /metrics",

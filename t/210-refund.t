@@ -17,13 +17,7 @@ our $Both = $t::MomoTest::Account . $t::MomoTest::Disbursement;
 # TEST 6's server of its own
 our $SpreadPort = t::MomoTest::free_port();
 
-add_block_preprocessor(sub {
-    my $block = shift;
-
-    $block->set_value('http_config', $Both) if !defined $block->http_config;
-
-    if (!defined $block->config) {
-        $block->set_value('config', <<'_EOC_');
+t::MomoFlow::defaults(http_config => $Both, config => <<'_EOC_');
     location = /api/payments/mtn-momo {
         momo_pay;
     }
@@ -41,8 +35,6 @@ add_block_preprocessor(sub {
         momo_refund_status;
     }
 _EOC_
-    }
-});
 
 sub port () { $ENV{TEST_NGINX_SERVER_PORT} }
 

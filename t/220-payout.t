@@ -14,13 +14,7 @@ plan 'no_plan';
 our $Both = $t::MomoTest::Account . $t::MomoTest::Disbursement
             . "    momo_notify /_app/notify;\n";
 
-add_block_preprocessor(sub {
-    my $block = shift;
-
-    $block->set_value('http_config', $Both) if !defined $block->http_config;
-
-    if (!defined $block->config) {
-        $block->set_value('config', <<'_EOC_');
+t::MomoFlow::defaults(http_config => $Both, config => <<'_EOC_');
     location = /api/payments/mtn-momo {
         momo_pay;
     }
@@ -37,8 +31,6 @@ add_block_preprocessor(sub {
         momo_payout_status;
     }
 _EOC_
-    }
-});
 
 sub port () { $ENV{TEST_NGINX_SERVER_PORT} }
 

@@ -26,6 +26,9 @@ package t::MomoFlow;
 #                     after every request.
 #   locations         a copy of conf/momo_locations.conf with other proxy
 #                     timeouts (and so other call deadlines and leases).
+#   defaults          the sections a file's blocks share (config,
+#                     http_config, more_headers, ...), for each block that
+#                     has none of its own: a file states them once.
 
 use strict;
 use warnings;
@@ -266,6 +269,17 @@ sub locations {
     print $out $text;
     close $out;
     return "$dir/momo_locations.conf";
+}
+
+sub defaults {
+    my (%sections) = @_;
+    add_block_preprocessor(sub {
+        my $block = shift;
+        for my $name (sort keys %sections) {
+            my $has = $block->can($name) ? $block->$name : undef;
+            $block->set_value($name, $sections{$name}) if !defined $has;
+        }
+    });
 }
 
 1;
