@@ -53,12 +53,9 @@ sub race_round {
     my ($i) = @_;
     my @amounts = ('100', '200');
 
-    my $res = t::MomoFlow::burst(2, 2, sub {
-        my $body = t::MomoTest::pay_json(amount => $amounts[$_[0]]);
-        "POST /api/payments/mtn-momo HTTP/1.1\r\nHost: localhost\r\n"
-        . "Content-Type: application/json\r\nIdempotency-Key: race-$i\r\n"
-        . "Content-Length: " . length($body) . "\r\n\r\n$body"
-    });
+    my $res = t::MomoFlow::burst_post('/api/payments/mtn-momo',
+        ["race-$i", "race-$i"],
+        [map { t::MomoTest::pay_json(amount => $_) } @amounts]);
 
     my @st = map { $_ ? $_->[0] : 0 } @$res[0, 1];
     my @won = grep { $st[$_] == 200 } 0, 1;
@@ -256,12 +253,8 @@ later, its payment.
 --- init
 my @keys = map { "rate-$_" } 1 .. 6;
 t::MomoFlow::mtn_pay(ref => t::MomoFlow::key_ref($_)) for @keys;
-my $res = t::MomoFlow::burst(6, 6, sub {
-    my $body = t::MomoTest::pay_json();
-    "POST /api/payments/mtn-momo HTTP/1.1\r\nHost: localhost\r\n"
-    . "Content-Type: application/json\r\nIdempotency-Key: $keys[$_[0]]\r\n"
-    . "Content-Length: " . length($body) . "\r\n\r\n$body"
-});
+my $res = t::MomoFlow::burst_post('/api/payments/mtn-momo', \@keys,
+                                   t::MomoTest::pay_json());
 my (@ok, @limited);
 for my $i (0 .. 5) {
     my ($st, $body) = @{ $res->[$i] || [0, ''] };

@@ -156,3 +156,44 @@ GET /collection/v1_0/accountholder/msisdn/56733123453/active
 POST /collection/v1_0/requesttopay ref=REF1
 (?:GET /collection/v1_0/requesttopay/REF1
 )*$}]
+
+
+
+=== TEST 9: payouts MTN has already (its 409) are checked within momo_status_rate: over it, a retryable 503 with the reference id, and the payout stays unknown, asked first on the next try
+MTN has four payouts made with four keys (by another gateway, or by this
+one before a restart); their four retries come at once with
+momo_status_rate 1.  One of the refused keys, a second later, gets its
+payout, through MTN's status.
+--- init
+my @keys = map { "po-rate-$_" } 1 .. 4;
+my @refs = map { t::MomoFlow::key_ref($_, undef, 'payout') } @keys;
+t::MomoFlow::mtn_transfer(ref => $_) for @refs;
+my $res = t::MomoFlow::burst_post('/api/payouts/mtn-momo', \@keys,
+                                   t::MomoTest::pay_json());
+my (@ok, @limited);
+for my $i (0 .. 3) {
+    my ($st, $b) = @{ $res->[$i] || [0, ''] };
+    if ($st == 200 && $b =~ /"reference_id": "$refs[$i]", .*"Payout request was already sent/) {
+        push @ok, $i;
+    } elsif ($st == 503 && $b =~ /^\{"success": false, "error": \{"code": "STATUS_RATE_LIMITED", "message": "[^"]+", "retryable": true\}, "reference_id": "$refs[$i]", "status": "unknown"\}\n$/) {
+        push @limited, $i;
+    } else {
+        Test::More::diag("retry $i: $st $b");
+    }
+}
+Test::More::is(@ok + @limited, 4, "$0 TEST 9: each retry is its payout or STATUS_RATE_LIMITED");
+Test::More::cmp_ok(scalar @limited, '>=', 1, "$0 TEST 9: some retries were over the budget");
+Test::More::is(t::MomoTest::emu_get('/_emu/count?path=/disbursement/v1_0/transfer/&method=GET'),
+               scalar @ok, "$0 TEST 9: MTN was asked the status of the payouts answered only");
+Time::HiRes::sleep(1.2);
+::check('TEST 9: a second later, a refused retry', [::payout($keys[$limited[0] // 0])], 200,
+        qr/"Payout request was already sent for this Idempotency-Key"/);
+--- config
+    momo_status_rate 1;
+
+    location = /api/payouts/mtn-momo {
+        momo_payout;
+    }
+--- request
+GET /emu/rate?path=/disbursement/v1_0/transfer/&method=GET&window_ms=1000
+--- response_body: 1

@@ -13,14 +13,18 @@ package t::MomoFlow;
 #   mtn_pay           creates a payment at the emulator through MTN's own API,
 #                     as another gateway (or MTN's side of a lost answer)
 #                     would: the tests choose its reference id.
+#   mtn_transfer      the same for a payout (a Disbursement transfer).
 #   prev_ref          prev_ref(1) is the UUID that was REF1 in the previous
 #                     block, for a block that goes on where it ended.
 #   fixed_ref         such a reference id: fixed_ref(1) is
 #                     00000001-0000-4000-8000-000000000001.
 #   key_ref           the reference id the module derives from an
 #                     Idempotency-Key: HMAC-SHA256 of "API user|key" with
-#                     the callback secret, first 16 bytes as a UUID v4.
-#   burst             many requests to nginx at once, on parallel connections.
+#                     the callback secret, first 16 bytes as a UUID v4; a
+#                     refund's or payout's: key_ref(KEY, undef, 'payout').
+#   burst             many requests to nginx at once, on parallel connections;
+#                     burst_post: JSON POSTs at once, each with its
+#                     Idempotency-Key.
 #   sleep_fault       makes GET /emu/sink/sleep/MS answer after MS ms: a pause
 #                     inside a request array, where --- wait would pause
 #                     after every request.
@@ -140,8 +144,10 @@ sub fixed_ref {
 }
 
 sub key_ref {
-    my ($key, $secret) = @_;
-    my @b = unpack 'C16', hmac_sha256("$t::MomoTest::ApiUser|$key",
+    my ($key, $secret, $kind) = @_;
+    my $material = defined $kind ? "$kind|$t::MomoTest::DisbApiUser|$key"
+                                 : "$t::MomoTest::ApiUser|$key";
+    my @b = unpack 'C16', hmac_sha256($material,
                                       $secret // $t::MomoTest::CallbackSecret);
     $b[6] = ($b[6] & 0x0f) | 0x40;
     $b[8] = ($b[8] & 0x3f) | 0x80;
@@ -174,31 +180,58 @@ sub post_json {
 }
 
 sub mtn_pay {
-    my %p = (phone => '56733123453', amount => '100', currency => 'EUR',
-             external_id => 'order-1', @_);
-    my $port = $t::MomoTest::EmuPort;
-    my %auth = ('Ocp-Apim-Subscription-Key' => $t::MomoTest::SubscriptionKey,
-                'X-Target-Environment' => 'sandbox');
+    return mtn_op('collection', 'requesttopay', 'payer', @_);
+}
 
-    my ($st, $res) = http($port, 'POST', '/collection/token/', {
-        %auth,
-        Authorization => 'Basic ' . encode_base64(
-            "$t::MomoTest::ApiUser:$t::MomoTest::ApiKey", ''),
+sub mtn_transfer {
+    return mtn_op('disbursement', 'transfer', 'payee', @_);
+}
+
+# POST $product/v1_0/$op with a token of the product's account
+sub mtn_op {
+    my ($product, $op, $party, %p) = @_;
+    %p = (phone => '56733123453', amount => '100', currency => 'EUR',
+          external_id => 'order-1', %p);
+    my $disb = $product eq 'disbursement';
+    my $port = $t::MomoTest::EmuPort;
+    my %auth = ('Ocp-Apim-Subscription-Key' => $disb
+                    ? $t::MomoTest::DisbSubscriptionKey
+                    : $t::MomoTest::SubscriptionKey,
+                'X-Target-Environment' => 'sandbox');
+    my $user = $disb ? "$t::MomoTest::DisbApiUser:$t::MomoTest::DisbApiKey"
+                     : "$t::MomoTest::ApiUser:$t::MomoTest::ApiKey";
+
+    my ($st, $res) = http($port, 'POST', "/$product/token/", {
+        %auth, Authorization => 'Basic ' . encode_base64($user, ''),
     });
-    die "emulator token: $st $res\n" unless $st == 200;
+    die "emulator $product token: $st $res\n" unless $st == 200;
     my $token = decode_json($res)->{access_token};
 
     my %h = (%auth, Authorization => "Bearer $token",
              'X-Reference-Id' => $p{ref}, 'Content-Type' => 'application/json');
     $h{'X-Callback-Url'} = $p{callback_url} if defined $p{callback_url};
 
-    ($st, $res) = http($port, 'POST', '/collection/v1_0/requesttopay', \%h,
+    ($st, $res) = http($port, 'POST', "/$product/v1_0/$op", \%h,
         encode_json({ amount => $p{amount}, currency => $p{currency},
                       externalId => $p{external_id},
-                      payer => { partyIdType => 'MSISDN', partyId => $p{phone} },
+                      $party => { partyIdType => 'MSISDN', partyId => $p{phone} },
                       payerMessage => 'Booking 1', payeeNote => 'Booking 1' }));
-    die "emulator requesttopay: $st $res\n" unless $st == 202;
+    die "emulator $op: $st $res\n" unless $st == 202;
     return $st;
+}
+
+# POSTs of JSON to nginx at once, one per key (and body, when $bodies is
+# a list): [[status, body], ...] in the order of @$keys
+sub burst_post {
+    my ($path, $keys, $bodies) = @_;
+    my $n = @$keys;
+    return burst($n, $n, sub {
+        my $i = shift;
+        my $body = ref $bodies ? $bodies->[$i] : $bodies;
+        "POST $path HTTP/1.1\r\nHost: localhost\r\n"
+        . "Content-Type: application/json\r\nIdempotency-Key: $keys->[$i]\r\n"
+        . "Content-Length: " . length($body) . "\r\n\r\n$body"
+    });
 }
 
 sub sleep_fault {
