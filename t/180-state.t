@@ -133,8 +133,8 @@ sub main::state_written {
 # the crash: SIGKILL to the master and its workers, nothing at exit
 sub main::crash {
     my $body = shift;
-    my $pid = Test::Nginx::Util::get_pid_from_pidfile('crash');
-    my @kids = Test::Nginx::Util::child_pids_of($pid);
+    my $pid = t::MomoHttp::master_pid();
+    my @kids = t::MomoHttp::worker_pids($pid);
     kill SIGKILL, $pid, @kids;
     return $body;
 }

@@ -628,7 +628,8 @@ _EOC_
 # nginx process management
 # ---------------------------------------------------------------------------
 
-sub child_pids_of ($) {
+# not upstream's: private, so that no .t file can come to rely on it
+sub _child_pids_of ($) {
     my $ppid = shift;
     my @kids;
     opendir my $dh, '/proc' or return ();
@@ -661,7 +662,7 @@ sub reap ($) {
 sub kill_process ($$$) {
     my ($pid, $wait, $name) = @_;
     return if !$pid;
-    my @kids = child_pids_of($pid);
+    my @kids = _child_pids_of($pid);
 
     kill(SIGQUIT, $pid);
     my $deadline = time + $wait;
@@ -673,7 +674,7 @@ sub kill_process ($$$) {
 
     if (is_running($pid)) {
         warn "WARNING: $name - timeout when waiting for nginx process $pid to exit; killing it\n";
-        push @kids, child_pids_of($pid);
+        push @kids, _child_pids_of($pid);
         kill(SIGKILL, $pid);
         for my $kid (@kids) {
             kill(SIGKILL, $kid) if is_running($kid);
