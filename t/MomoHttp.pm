@@ -33,9 +33,10 @@ sub start {
     my ($method, $uri, $body, %headers) = @_;
 
     # nginx may not listen yet: under valgrind, upstream's Test::Nginx runs
-    # --- init right after starting it
+    # --- init right after starting it (its start took more than 60 s on a
+    # loaded machine)
     my $sock;
-    my $deadline = time + 60;
+    my $deadline = time + ($Slow > 1 ? 300 : 60);
     until ($sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
                                          PeerPort => port(), Timeout => 5))
     {
