@@ -28,6 +28,20 @@ sub port () {
            // $Test::Nginx::Util::ServerPort;
 }
 
+# under valgrind, until nginx accepts connections (300 s at most): both
+# runners start the requests of a block once nginx is started, and
+# upstream's Test::Nginx gives up after about 50 s, which a start under
+# valgrind on a loaded machine can take
+sub wait_listening () {
+    return if $Slow == 1;
+    wait_for(sub {
+        my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+                                      PeerPort => port(), Timeout => 5);
+        close $s if $s;
+        return $s ? 1 : 0;
+    }, 30);
+}
+
 # start(METHOD, URI, BODY, HEADER => VALUE, ...): the socket, request sent
 sub start {
     my ($method, $uri, $body, %headers) = @_;

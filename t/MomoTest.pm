@@ -151,6 +151,10 @@ add_block_preprocessor(sub {
     if (!defined $block->must_die) {
         $config .= $Helpers;
 
+        # under valgrind, the block starts once nginx listens
+        $block->set_value('init', "t::MomoHttp::wait_listening();\n"
+                                  . ($block->init // ''));
+
         my $nel = $block->no_error_log;
         if (!defined $nel) {
             $block->set_value('no_error_log', "[alert]\n[crit]\n[emerg]\n");
