@@ -530,8 +530,7 @@ ngx_http_momo_call_limit(ngx_http_momo_call_t *call)
     conf = u->conf;
     call->limit_known = 1;
 
-    limit = conf->connect_timeout + conf->send_timeout + conf->read_timeout
-            + NGX_HTTP_MOMO_CALL_MARGIN;
+    limit = ngx_http_momo_upstream_time(conf);
     elapsed = ngx_current_msec - call->start;
 
     if (elapsed < limit) {
@@ -593,3 +592,11 @@ ngx_http_momo_call_abort(ngx_http_momo_call_t *call)
 }
 
 
+/* the longest a proxied call may take: its timeouts and the margin */
+
+ngx_msec_t
+ngx_http_momo_upstream_time(ngx_http_upstream_conf_t *conf)
+{
+    return conf->connect_timeout + conf->send_timeout + conf->read_timeout
+           + NGX_HTTP_MOMO_CALL_MARGIN;
+}

@@ -29,8 +29,6 @@ static void ngx_http_momo_metrics_snapshot(ngx_http_momo_counters_t *dst,
 static size_t ngx_http_momo_metrics_size(ngx_http_momo_counters_t *c);
 static u_char *ngx_http_momo_metrics_write(u_char *p,
     ngx_http_momo_counters_t *c, ngx_uint_t tokens, time_t expires_in);
-static u_char *ngx_http_momo_metrics_family(u_char *p, char *name,
-    char *type, char *help);
 static u_char *ngx_http_momo_metrics_calls(u_char *p,
     ngx_http_momo_counters_t *c);
 static u_char *ngx_http_momo_metrics_latency(u_char *p,
@@ -314,7 +312,7 @@ ngx_http_momo_metrics_write(u_char *p, ngx_http_momo_counters_t *c,
 }
 
 
-static u_char *
+u_char *
 ngx_http_momo_metrics_family(u_char *p, char *name, char *type, char *help)
 {
     return ngx_sprintf(p, "# HELP %s %s\n# TYPE %s %s\n",

@@ -19,10 +19,6 @@
 #define NGX_HTTP_MOMO_METRICS_SWEEP_SIZE  4096
 
 
-static u_char *ngx_http_momo_metrics_help(u_char *p, char *name, char *type,
-    char *help);
-
-
 static char  *ngx_http_momo_metrics_ages[] = {
     "0-1m", "1m-5m", "5m-15m", "15m-1h", "1h-24h", "24h+"
 };
@@ -69,26 +65,26 @@ ngx_http_momo_metrics_sweep(u_char *p, ngx_http_momo_main_conf_t *mmcf)
         }
     }
 
-    p = ngx_http_momo_metrics_help(p, "momo_pending_payments", "gauge",
-                                   "Payments MTN accepted without a final "
-                                   "status yet, by time since acceptance.");
+    p = ngx_http_momo_metrics_family(p, "momo_pending_payments", "gauge",
+                                     "Payments MTN accepted without a final "
+                                     "status yet, by time since acceptance.");
 
     for (i = 0; i < NGX_HTTP_MOMO_AGE_BUCKETS; i++) {
         p = ngx_sprintf(p, "momo_pending_payments{age=\"%s\"} %ui\n",
                         ngx_http_momo_metrics_ages[i], st.pending[i]);
     }
 
-    p = ngx_http_momo_metrics_help(p, "momo_reconcile_sweeps_total",
-                                   "counter",
-                                   "Reconciler rounds that found work.");
+    p = ngx_http_momo_metrics_family(p, "momo_reconcile_sweeps_total",
+                                     "counter",
+                                     "Reconciler rounds that found work.");
 
     p = ngx_sprintf(p, "momo_reconcile_sweeps_total %uA\n", c->rounds);
 
-    p = ngx_http_momo_metrics_help(p, "momo_reconcile_queries_total",
-                                   "counter",
-                                   "Status queries of the reconciler by "
-                                   "result; given_up: pending past the "
-                                   "last momo_reconcile age.");
+    p = ngx_http_momo_metrics_family(p, "momo_reconcile_queries_total",
+                                     "counter",
+                                     "Status queries of the reconciler by "
+                                     "result; given_up: pending past the "
+                                     "last momo_reconcile age.");
 
     for (i = 0; i < NGX_HTTP_MOMO_SWEEP_MAX; i++) {
         p = ngx_sprintf(p, "momo_reconcile_queries_total{result=\"%s\"} "
@@ -97,75 +93,67 @@ ngx_http_momo_metrics_sweep(u_char *p, ngx_http_momo_main_conf_t *mmcf)
                         c->results[i]);
     }
 
-    p = ngx_http_momo_metrics_help(p, "momo_reconcile_takeovers_total",
-                                   "counter",
-                                   "Sweeps taken over from a worker that "
-                                   "died or stopped.");
+    p = ngx_http_momo_metrics_family(p, "momo_reconcile_takeovers_total",
+                                     "counter",
+                                     "Sweeps taken over from a worker that "
+                                     "died or stopped.");
 
     p = ngx_sprintf(p, "momo_reconcile_takeovers_total %uA\n", c->takeovers);
 
-    p = ngx_http_momo_metrics_help(p, "momo_status_budget_used_total",
-                                   "counter",
-                                   "Status calls drawn from the status "
-                                   "budget, by who drew them.");
+    p = ngx_http_momo_metrics_family(p, "momo_status_budget_used_total",
+                                     "counter",
+                                     "Status calls drawn from the status "
+                                     "budget, by who drew them.");
 
     p = ngx_sprintf(p, "momo_status_budget_used_total{by=\"sweep\"} %uA\n",
                     c->budget_used);
 
-    p = ngx_http_momo_metrics_help(p, "momo_notify_pending", "gauge",
-                                   "Final outcomes the application has not "
-                                   "acknowledged yet.");
+    p = ngx_http_momo_metrics_family(p, "momo_notify_pending", "gauge",
+                                     "Final outcomes the application has not "
+                                     "acknowledged yet.");
 
     p = ngx_sprintf(p, "momo_notify_pending %ui\n",
                     notify ? st.notify_pending : 0);
 
-    p = ngx_http_momo_metrics_help(p,
-                                   "momo_notify_oldest_undelivered_seconds",
-                                   "gauge",
-                                   "Age of the oldest final outcome the "
-                                   "application has not acknowledged.");
+    p = ngx_http_momo_metrics_family(p,
+                                     "momo_notify_oldest_undelivered_seconds",
+                                     "gauge",
+                                     "Age of the oldest final outcome the "
+                                     "application has not acknowledged.");
 
     p = ngx_sprintf(p, "momo_notify_oldest_undelivered_seconds %uL\n",
                     notify ? st.oldest_undelivered / 1000 : 0);
 
-    p = ngx_http_momo_metrics_help(p, "momo_notify_retries_total", "counter",
-                                   "Deliveries started by the reconciler, "
-                                   "and outcomes given up after "
-                                   "momo_notify_retry's total.");
+    p = ngx_http_momo_metrics_family(p, "momo_notify_retries_total", "counter",
+                                     "Deliveries started by the reconciler, "
+                                     "and outcomes given up after "
+                                     "momo_notify_retry's total.");
 
     p = ngx_sprintf(p, "momo_notify_retries_total{result=\"sent\"} %uA\n"
                        "momo_notify_retries_total{result=\"given_up\"} "
                        "%uA\n",
                     c->notify_sent, c->notify_given_up);
 
-    p = ngx_http_momo_metrics_help(p, "momo_state_writes_total", "counter",
-                                   "Writes of the momo_zone state file.");
+    p = ngx_http_momo_metrics_family(p, "momo_state_writes_total", "counter",
+                                     "Writes of the momo_zone state file.");
 
     p = ngx_sprintf(p, "momo_state_writes_total{result=\"ok\"} %uA\n"
                        "momo_state_writes_total{result=\"failed\"} %uA\n",
                     c->state_writes_ok, c->state_writes_failed);
 
-    p = ngx_http_momo_metrics_help(p, "momo_state_loads_total", "counter",
-                                   "Reads of the momo_zone state file at "
-                                   "start, by result.");
+    p = ngx_http_momo_metrics_family(p, "momo_state_loads_total", "counter",
+                                     "Reads of the momo_zone state file at "
+                                     "start, by result.");
 
     for (i = 0; i < NGX_HTTP_MOMO_STATE_LOAD_MAX; i++) {
         p = ngx_sprintf(p, "momo_state_loads_total{result=\"%s\"} %uA\n",
                         ngx_http_momo_metrics_loads[i], c->state_loads[i]);
     }
 
-    p = ngx_http_momo_metrics_help(p, "momo_state_records_loaded", "gauge",
-                                   "Payments read from the state file at "
-                                   "start.");
+    p = ngx_http_momo_metrics_family(p, "momo_state_records_loaded", "gauge",
+                                     "Payments read from the state file at "
+                                     "start.");
 
     return ngx_sprintf(p, "momo_state_records_loaded %uA\n",
                        c->state_records);
-}
-
-
-static u_char *
-ngx_http_momo_metrics_help(u_char *p, char *name, char *type, char *help)
-{
-    return ngx_sprintf(p, "# HELP %s %s\n# TYPE %s %s\n",
-                       name, help, name, type);
 }

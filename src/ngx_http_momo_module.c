@@ -1479,8 +1479,7 @@ ngx_http_momo_location_time(ngx_http_core_loc_conf_t *clcf)
         return NGX_HTTP_MOMO_CALL_TIME;
     }
 
-    return ucf->connect_timeout + ucf->send_timeout + ucf->read_timeout
-           + NGX_HTTP_MOMO_CALL_MARGIN;
+    return ngx_http_momo_upstream_time(ucf);
 }
 
 

@@ -639,6 +639,10 @@ ngx_http_request_t *ngx_http_momo_fake_request(ngx_http_conf_ctx_t *conf,
     ngx_log_t *log);
 void ngx_http_momo_fake_close(ngx_http_request_t *r);
 
+/* a metric family's "# HELP" and "# TYPE" lines (ngx_http_momo_metrics.c) */
+u_char *ngx_http_momo_metrics_family(u_char *p, char *name, char *type,
+    char *help);
+
 /* ngx_http_momo_metrics_sweep.c */
 size_t ngx_http_momo_metrics_sweep_size(void);
 u_char *ngx_http_momo_metrics_sweep(u_char *p,
@@ -664,6 +668,7 @@ ngx_int_t ngx_http_momo_metrics_handler(ngx_http_request_t *r);
  */
 ngx_http_momo_ctx_t *ngx_http_momo_ctx_create(ngx_http_request_t *r);
 ngx_uint_t ngx_http_momo_lease_serial(void);
+ngx_msec_t ngx_http_momo_upstream_time(ngx_http_upstream_conf_t *conf);
 ngx_msec_t ngx_http_momo_call_time(ngx_http_request_t *r,
     ngx_http_momo_ctx_t *ctx, ngx_uint_t leg);
 ngx_msec_t ngx_http_momo_query_time(ngx_http_request_t *r,
