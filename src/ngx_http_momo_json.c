@@ -6,7 +6,9 @@
  * backed by the caller's pool, so nothing here calls malloc and nothing
  * needs freeing: the pool goes away with the request.  yajl's string
  * buffers live only for the duration of a callback, so every value kept
- * is copied into the pool.
+ * is copied into the pool.  A client's payment in the plain form (a flat
+ * object of plain strings and numbers) is read without yajl, by the same
+ * callbacks (ngx_http_momo_pay_scan); yajl reads any other body.
  */
 
 
@@ -113,6 +115,17 @@ static yajl_handle ngx_http_momo_json_parser(ngx_pool_t *pool,
 static ngx_int_t ngx_http_momo_json_copy(ngx_pool_t *pool, ngx_str_t *dst,
     const u_char *src, size_t len);
 
+static void ngx_http_momo_pay_init(ngx_http_momo_pay_ctx_t *ctx,
+    ngx_pool_t *pool, ngx_http_momo_payment_t *p, ngx_http_momo_error_t *err);
+static yajl_status ngx_http_momo_pay_yajl(ngx_http_momo_pay_ctx_t *ctx,
+    u_char *data, size_t len);
+static ngx_int_t ngx_http_momo_pay_scan(ngx_http_momo_pay_ctx_t *ctx,
+    u_char *p, u_char *last);
+static u_char *ngx_http_momo_scan_value(ngx_http_momo_pay_ctx_t *ctx,
+    u_char *p, u_char *last, ngx_uint_t *stop);
+static u_char *ngx_http_momo_scan_string(u_char *p, u_char *last);
+static u_char *ngx_http_momo_scan_number(u_char *p, u_char *last);
+static u_char *ngx_http_momo_scan_space(u_char *p, u_char *last);
 static void ngx_http_momo_pay_fail(ngx_http_momo_pay_ctx_t *ctx,
     char *code, char *message);
 static void ngx_http_momo_pay_cancel(ngx_http_momo_pay_ctx_t *ctx,
@@ -240,32 +253,22 @@ ngx_int_t
 ngx_http_momo_json_payment(ngx_pool_t *pool, u_char *data, size_t len,
     ngx_http_momo_payment_t *p, ngx_http_momo_error_t *err)
 {
+    ngx_int_t                 scan;
     yajl_status               rc;
-    yajl_handle               h;
-    yajl_alloc_funcs          afs;
     ngx_http_momo_pay_ctx_t   ctx;
 
-    ngx_memzero(p, sizeof(ngx_http_momo_payment_t));
-    ngx_memzero(&ctx, sizeof(ngx_http_momo_pay_ctx_t));
+    ngx_http_momo_pay_init(&ctx, pool, p, err);
 
-    ctx.pool = pool;
-    ctx.payment = p;
-    ctx.err = err;
-    ctx.field = -1;
+    scan = ngx_http_momo_pay_scan(&ctx, data, data + len);
 
-    h = ngx_http_momo_json_parser(pool, &afs, &ngx_http_momo_pay_callbacks,
-                                  &ctx);
-    if (h == NULL) {
-        return NGX_ERROR;
+    if (scan == NGX_DECLINED) {
+        /* not the plain form: yajl reads it again from the start */
+        ngx_http_momo_pay_init(&ctx, pool, p, err);
+        rc = ngx_http_momo_pay_yajl(&ctx, data, len);
+
+    } else {
+        rc = (scan == NGX_OK) ? yajl_status_ok : yajl_status_client_canceled;
     }
-
-    rc = yajl_parse(h, data, len);
-
-    if (rc == yajl_status_ok) {
-        rc = yajl_complete_parse(h);
-    }
-
-    yajl_free(h);
 
     if (ctx.nomem) {
         return NGX_ERROR;
@@ -288,6 +291,264 @@ ngx_http_momo_json_payment(ngx_pool_t *pool, u_char *data, size_t len,
     }
 
     return NGX_OK;
+}
+
+
+static void
+ngx_http_momo_pay_init(ngx_http_momo_pay_ctx_t *ctx, ngx_pool_t *pool,
+    ngx_http_momo_payment_t *p, ngx_http_momo_error_t *err)
+{
+    ngx_memzero(p, sizeof(ngx_http_momo_payment_t));
+    ngx_memzero(ctx, sizeof(ngx_http_momo_pay_ctx_t));
+
+    ctx->pool = pool;
+    ctx->payment = p;
+    ctx->err = err;
+    ctx->field = -1;
+}
+
+
+static yajl_status
+ngx_http_momo_pay_yajl(ngx_http_momo_pay_ctx_t *ctx, u_char *data,
+    size_t len)
+{
+    yajl_status        rc;
+    yajl_handle        h;
+    yajl_alloc_funcs   afs;
+
+    h = ngx_http_momo_json_parser(ctx->pool, &afs,
+                                  &ngx_http_momo_pay_callbacks, ctx);
+    if (h == NULL) {
+        ctx->nomem = 1;
+        return yajl_status_error;
+    }
+
+    rc = yajl_parse(h, data, len);
+
+    if (rc == yajl_status_ok) {
+        rc = yajl_complete_parse(h);
+    }
+
+    yajl_free(h);
+
+    return rc;
+}
+
+
+/*
+ * The body nearly every client sends, one flat object of strings and
+ * numbers in printable ASCII without escapes, is read here with the
+ * callbacks yajl would call, in the order it would call them: the same
+ * payment and the same errors, without yajl's allocations and lexer.
+ * Anything else (an escape, another byte, nesting, true, false or null,
+ * a syntax error) is NGX_DECLINED, and yajl reads the body instead.
+ * NGX_ABORT: a callback stopped the parse, as it would have stopped
+ * yajl's.
+ */
+
+static ngx_int_t
+ngx_http_momo_pay_scan(ngx_http_momo_pay_ctx_t *ctx, u_char *p,
+    u_char *last)
+{
+    u_char      *s;
+    ngx_uint_t   stop;
+
+    p = ngx_http_momo_scan_space(p, last);
+
+    if (p == last || *p != '{') {
+        return NGX_DECLINED;
+    }
+
+    if (!ngx_http_momo_pay_start_map(ctx)) {
+        return NGX_ABORT;
+    }
+
+    p = ngx_http_momo_scan_space(p + 1, last);
+
+    if (p < last && *p == '}') {
+        p++;
+        goto done;
+    }
+
+    for ( ;; ) {
+        if (p == last || *p != '"') {
+            return NGX_DECLINED;
+        }
+
+        s = p + 1;
+        p = ngx_http_momo_scan_string(s, last);
+
+        if (p == NULL) {
+            return NGX_DECLINED;
+        }
+
+        if (!ngx_http_momo_pay_key(ctx, s, p - s)) {
+            return NGX_ABORT;
+        }
+
+        p = ngx_http_momo_scan_space(p + 1, last);
+
+        if (p == last || *p != ':') {
+            return NGX_DECLINED;
+        }
+
+        p = ngx_http_momo_scan_value(ctx, p + 1, last, &stop);
+
+        if (p == NULL) {
+            return stop ? NGX_ABORT : NGX_DECLINED;
+        }
+
+        p = ngx_http_momo_scan_space(p, last);
+
+        if (p == last) {
+            return NGX_DECLINED;
+        }
+
+        if (*p == '}') {
+            p++;
+            break;
+        }
+
+        if (*p != ',') {
+            return NGX_DECLINED;
+        }
+
+        p = ngx_http_momo_scan_space(p + 1, last);
+    }
+
+done:
+
+    if (!ngx_http_momo_pay_end(ctx)) {
+        return NGX_ABORT;
+    }
+
+    return ngx_http_momo_scan_space(p, last) == last ? NGX_OK : NGX_DECLINED;
+}
+
+
+/* a string or a number; NULL with *stop set if its callback stopped */
+
+static u_char *
+ngx_http_momo_scan_value(ngx_http_momo_pay_ctx_t *ctx, u_char *p,
+    u_char *last, ngx_uint_t *stop)
+{
+    u_char  *s;
+    int      go;
+
+    *stop = 0;
+    p = ngx_http_momo_scan_space(p, last);
+
+    if (p == last) {
+        return NULL;
+    }
+
+    if (*p == '"') {
+        s = p + 1;
+        p = ngx_http_momo_scan_string(s, last);
+
+        if (p == NULL) {
+            return NULL;
+        }
+
+        go = ngx_http_momo_pay_string(ctx, s, p - s);
+        p++;
+
+    } else {
+        s = p;
+        p = ngx_http_momo_scan_number(p, last);
+
+        if (p == NULL) {
+            return NULL;
+        }
+
+        go = ngx_http_momo_pay_number(ctx, (char *) s, p - s);
+    }
+
+    if (!go) {
+        *stop = 1;
+        return NULL;
+    }
+
+    return p;
+}
+
+
+/* the closing quote of a string of printable ASCII without escapes */
+
+static u_char *
+ngx_http_momo_scan_string(u_char *p, u_char *last)
+{
+    for ( /* void */ ; p < last; p++) {
+        if (*p == '"') {
+            return p;
+        }
+
+        if (*p < 0x20 || *p >= 0x7f || *p == '\\') {
+            return NULL;
+        }
+    }
+
+    return NULL;
+}
+
+
+/* JSON's number: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? */
+
+static u_char *
+ngx_http_momo_scan_number(u_char *p, u_char *last)
+{
+    if (p < last && *p == '-') {
+        p++;
+    }
+
+    if (p == last || *p < '0' || *p > '9') {
+        return NULL;
+    }
+
+    if (*p++ != '0') {
+        while (p < last && *p >= '0' && *p <= '9') {
+            p++;
+        }
+    }
+
+    if (p < last && *p == '.') {
+        if (++p == last || *p < '0' || *p > '9') {
+            return NULL;
+        }
+
+        while (p < last && *p >= '0' && *p <= '9') {
+            p++;
+        }
+    }
+
+    if (p < last && (*p == 'e' || *p == 'E')) {
+        if (++p < last && (*p == '+' || *p == '-')) {
+            p++;
+        }
+
+        if (p == last || *p < '0' || *p > '9') {
+            return NULL;
+        }
+
+        while (p < last && *p >= '0' && *p <= '9') {
+            p++;
+        }
+    }
+
+    return p;
+}
+
+
+static u_char *
+ngx_http_momo_scan_space(u_char *p, u_char *last)
+{
+    while (p < last
+           && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+    {
+        p++;
+    }
+
+    return p;
 }
 
 
