@@ -248,6 +248,14 @@ ngx_uint_t ngx_http_momo_ledger_load(ngx_http_momo_shctx_t *sh,
     ngx_slab_pool_t *shpool, ngx_http_momo_ledger_saved_t *in,
     ngx_uint_t n);
 
+/*
+ * The hash of a reference id: its CRC32, read a byte at a time from the
+ * 256-entry table (the 16-entry one of ngx_crc32_short takes two lookups
+ * a byte and gives the same value).
+ */
+#define ngx_http_momo_ref_hash(ref)                                          \
+    ngx_crc32_long(ref, NGX_HTTP_MOMO_UUID_LEN)
+
 ngx_http_momo_node_t *ngx_http_momo_record_lookup(ngx_http_momo_shctx_t *sh,
     u_char *ref, uint32_t hash);
 ngx_http_momo_node_t *ngx_http_momo_record_create(ngx_http_momo_shctx_t *sh,

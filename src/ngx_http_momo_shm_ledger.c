@@ -448,7 +448,7 @@ ngx_http_momo_ledger_lookup(ngx_http_momo_shctx_t *sh, u_char *ref)
     ngx_rbtree_node_t       *node, *sentinel;
     ngx_http_momo_ledger_t  *e;
 
-    hash = ngx_crc32_short(ref, NGX_HTTP_MOMO_UUID_LEN);
+    hash = ngx_http_momo_ref_hash(ref);
 
     node = sh->ledger.root;
     sentinel = sh->ledger.sentinel;
@@ -490,7 +490,7 @@ ngx_http_momo_ledger_create(ngx_http_momo_shctx_t *sh,
 
     ngx_memzero(e, sizeof(ngx_http_momo_ledger_t));
 
-    e->node.key = ngx_crc32_short(ref, NGX_HTTP_MOMO_UUID_LEN);
+    e->node.key = ngx_http_momo_ref_hash(ref);
     ngx_memcpy(e->ref, ref, NGX_HTTP_MOMO_UUID_LEN);
     e->kind = (u_char) kind;
 

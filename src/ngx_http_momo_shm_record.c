@@ -118,7 +118,7 @@ ngx_http_momo_record_store(ngx_shm_zone_t *zone, ngx_http_momo_record_t *rec,
         return NGX_ERROR;
     }
 
-    hash = ngx_crc32_short(rec->reference_id, NGX_HTTP_MOMO_UUID_LEN);
+    hash = ngx_http_momo_ref_hash(rec->reference_id);
 
     ngx_shmtx_lock(&shpool->mutex);
 
@@ -221,7 +221,7 @@ ngx_http_momo_record_claim(ngx_shm_zone_t *zone, ngx_http_momo_record_t *rec,
         return NGX_ERROR;
     }
 
-    hash = ngx_crc32_short(rec->reference_id, NGX_HTTP_MOMO_UUID_LEN);
+    hash = ngx_http_momo_ref_hash(rec->reference_id);
     now = ngx_current_msec;
     *fresh = 0;
 
@@ -334,7 +334,7 @@ ngx_http_momo_record_query(ngx_shm_zone_t *zone, u_char *ref,
 
     c = &sh->counters;
 
-    hash = ngx_crc32_short(ref, NGX_HTTP_MOMO_UUID_LEN);
+    hash = ngx_http_momo_ref_hash(ref);
     now = ngx_current_msec;
 
     ngx_shmtx_lock(&shpool->mutex);
@@ -536,9 +536,7 @@ ngx_http_momo_record_lock(ngx_shm_zone_t *zone, u_char *ref,
 
     ngx_shmtx_lock(&(*shpool)->mutex);
 
-    return ngx_http_momo_record_lookup(sh, ref,
-                                       ngx_crc32_short(ref,
-                                                       NGX_HTTP_MOMO_UUID_LEN));
+    return ngx_http_momo_record_lookup(sh, ref, ngx_http_momo_ref_hash(ref));
 }
 
 

@@ -356,9 +356,7 @@ ngx_http_momo_sweep_swept(ngx_shm_zone_t *zone, u_char *ref, ngx_uint_t step)
 
     ngx_shmtx_lock(&shpool->mutex);
 
-    mn = ngx_http_momo_record_lookup(sh, ref,
-                                     ngx_crc32_short(ref,
-                                                     NGX_HTTP_MOMO_UUID_LEN));
+    mn = ngx_http_momo_record_lookup(sh, ref, ngx_http_momo_ref_hash(ref));
 
     if (mn != NULL && mn->sched.sweep_step < step + 1) {
         mn->sched.sweep_step = step + 1;

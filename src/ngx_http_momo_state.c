@@ -326,7 +326,7 @@ ngx_http_momo_state_records(ngx_http_momo_shctx_t *sh, ngx_slab_pool_t *shpool,
     loaded = 0;
 
     for (i = 0; i < n; i++) {
-        hash = ngx_crc32_short(e[i].rec.reference_id, NGX_HTTP_MOMO_UUID_LEN);
+        hash = ngx_http_momo_ref_hash(e[i].rec.reference_id);
 
         if (ngx_http_momo_record_lookup(sh, e[i].rec.reference_id, hash)
             != NULL)
