@@ -131,7 +131,7 @@ ngx_http_momo_balance_done(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
  * The token step of a payment or a payout, and with momo_check_payer on,
  * GET accountholder/msisdn/{phone}/active of the operation's product
  * after it: {"result": false} refuses the operation before it is sent.
- * Calls next with ctx->token set.
+ * Calls next with ctx->bearer set.
  */
 
 ngx_int_t
@@ -221,10 +221,10 @@ ngx_http_momo_account_get(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx,
         return NGX_ERROR;
     }
 
-    if (ngx_http_momo_bearer(r->pool, &ctx->token, &call->authorization)
-        != NGX_OK
-        || ngx_http_momo_product_url(r->pool, ctx, path, ref, &call->url)
-           != NGX_OK)
+    call->authorization = ctx->bearer;
+
+    if (ngx_http_momo_product_url(r->pool, ctx, path, ref, &call->url)
+        != NGX_OK)
     {
         return NGX_ERROR;
     }

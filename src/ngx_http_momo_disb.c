@@ -107,7 +107,7 @@ ngx_http_momo_op_kind(ngx_http_momo_ctx_t *ctx, ngx_uint_t kind)
 
     if (ctx->product != &ctx->mlcf->product[product]) {
         /* another product, another token */
-        ctx->token.len = 0;
+        ctx->bearer.len = 0;
         ctx->token_retried = 0;
     }
 
@@ -455,12 +455,12 @@ ngx_http_momo_disb_send(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
     call->reference_id = d->ref;
     call->body = d->body;
 
-    if (ngx_http_momo_bearer(r->pool, &ctx->token, &call->authorization)
+    call->authorization = ctx->bearer;
+
+    if (ngx_http_momo_product_url(r->pool, ctx,
+                                  ngx_http_momo_op_path(ctx->kind, 0),
+                                  NULL, &call->url)
         != NGX_OK
-        || ngx_http_momo_product_url(r->pool, ctx,
-                                     ngx_http_momo_op_path(ctx->kind, 0),
-                                     NULL, &call->url)
-           != NGX_OK
         || ngx_http_momo_op_callback_url(r, ctx, &call->callback_url)
            != NGX_OK)
     {

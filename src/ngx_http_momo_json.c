@@ -110,6 +110,9 @@ typedef struct {
 static void *ngx_http_momo_json_malloc(void *ctx, size_t size);
 static void *ngx_http_momo_json_realloc(void *ctx, void *ptr, size_t size);
 static void ngx_http_momo_json_free(void *ctx, void *ptr);
+static ngx_int_t ngx_http_momo_json_print(ngx_pool_t *pool,
+    ngx_http_momo_json_field_t *fields, ngx_uint_t n, ngx_uint_t newline,
+    ngx_str_t *out);
 static yajl_handle ngx_http_momo_json_parser(ngx_pool_t *pool,
     yajl_alloc_funcs *afs, const yajl_callbacks *callbacks, void *ctx);
 static ngx_int_t ngx_http_momo_json_copy(ngx_pool_t *pool, ngx_str_t *dst,
@@ -1095,13 +1098,32 @@ ngx_int_t
 ngx_http_momo_json_render(ngx_pool_t *pool,
     ngx_http_momo_json_field_t *fields, ngx_uint_t n, ngx_str_t *out)
 {
+    return ngx_http_momo_json_print(pool, fields, n, 0, out);
+}
+
+
+/* an answer's body: the object and a newline */
+
+ngx_int_t
+ngx_http_momo_json_render_line(ngx_pool_t *pool,
+    ngx_http_momo_json_field_t *fields, ngx_uint_t n, ngx_str_t *out)
+{
+    return ngx_http_momo_json_print(pool, fields, n, 1, out);
+}
+
+
+static ngx_int_t
+ngx_http_momo_json_print(ngx_pool_t *pool,
+    ngx_http_momo_json_field_t *fields, ngx_uint_t n, ngx_uint_t newline,
+    ngx_str_t *out)
+{
     u_char                      *p;
     size_t                       len, esc;
     uint64_t                     escape;
     ngx_uint_t                   i;
     ngx_http_momo_json_field_t  *f;
 
-    len = sizeof("{}") - 1;
+    len = sizeof("{}") - 1 + newline;
     escape = 0;
 
     for (i = 0; i < n; i++) {
@@ -1181,6 +1203,10 @@ ngx_http_momo_json_render(ngx_pool_t *pool,
     }
 
     *p++ = '}';
+
+    if (newline) {
+        *p++ = LF;
+    }
 
     out->len = p - out->data;
 

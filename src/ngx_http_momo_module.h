@@ -481,7 +481,7 @@ struct ngx_http_momo_ctx_s {
     void                       *timer_data;     /* the timer's item */
     ngx_uint_t                  budget_reserve; /* left to others: sweep */
 
-    ngx_str_t                   token;
+    ngx_str_t                   bearer;         /* "Bearer <token>" */
     ngx_uint_t                  token_gen;
     ngx_http_momo_step_pt       after_token;
     ngx_http_momo_step_pt       after_query;
@@ -540,6 +540,8 @@ ngx_int_t ngx_http_momo_json_payment(ngx_pool_t *pool, u_char *data,
 ngx_int_t ngx_http_momo_json_mtn(ngx_pool_t *pool, u_char *data, size_t len,
     ngx_http_momo_mtn_body_t *b);
 ngx_int_t ngx_http_momo_json_render(ngx_pool_t *pool,
+    ngx_http_momo_json_field_t *fields, ngx_uint_t n, ngx_str_t *out);
+ngx_int_t ngx_http_momo_json_render_line(ngx_pool_t *pool,
     ngx_http_momo_json_field_t *fields, ngx_uint_t n, ngx_str_t *out);
 
 /* ngx_http_momo_validate.c */

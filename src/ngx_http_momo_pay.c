@@ -385,11 +385,11 @@ ngx_http_momo_pay_send(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
     call->reference_id = ctx->reference_id;
     ctx->pay_sent = 1;
 
-    if (ngx_http_momo_bearer(r->pool, &ctx->token, &call->authorization)
+    call->authorization = ctx->bearer;
+
+    if (ngx_http_momo_url(r->pool, ctx->mlcf, &ngx_http_momo_rtp_path,
+                          NULL, &call->url)
         != NGX_OK
-        || ngx_http_momo_url(r->pool, ctx->mlcf, &ngx_http_momo_rtp_path,
-                             NULL, &call->url)
-           != NGX_OK
         || ngx_http_momo_pay_body_json(r, ctx, &call->body) != NGX_OK
         || ngx_http_momo_op_callback_url(r, ctx, &call->callback_url)
            != NGX_OK)

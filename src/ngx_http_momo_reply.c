@@ -29,7 +29,7 @@ ngx_http_momo_reply(ngx_http_request_t *r, ngx_uint_t status,
 {
     ngx_str_t  json;
 
-    if (ngx_http_momo_json_render(r->pool, fields, n, &json) != NGX_OK) {
+    if (ngx_http_momo_json_render_line(r->pool, fields, n, &json) != NGX_OK) {
         return NGX_ERROR;
     }
 
@@ -299,7 +299,7 @@ ngx_http_momo_send(ngx_http_request_t *r, ngx_uint_t status, ngx_str_t *json)
     }
 
     r->headers_out.status = status;
-    r->headers_out.content_length_n = json->len + 1;
+    r->headers_out.content_length_n = json->len;
     ngx_str_set(&r->headers_out.content_type, "application/json");
     r->headers_out.content_type_len = r->headers_out.content_type.len;
     r->headers_out.content_type_lowcase = NULL;
@@ -319,13 +319,16 @@ ngx_http_momo_send(ngx_http_request_t *r, ngx_uint_t status, ngx_str_t *json)
         return rc;
     }
 
-    b = ngx_create_temp_buf(r->pool, json->len + 1);
+    /* the answer is sent from where it was rendered */
+
+    b = ngx_calloc_buf(r->pool);
     if (b == NULL) {
         return NGX_ERROR;
     }
 
-    b->last = ngx_cpymem(b->last, json->data, json->len);
-    *b->last++ = '\n';
+    b->pos = json->data;
+    b->last = json->data + json->len;
+    b->memory = 1;
     b->last_buf = (r == r->main) ? 1 : 0;
     b->last_in_chain = 1;
 

@@ -26,7 +26,7 @@ ngx_http_momo_token_acquire(ngx_shm_zone_t *zone, ngx_str_t *key,
     ngx_uint_t *gen)
 {
     char                        *err;
-    u_char                       buf[NGX_HTTP_MOMO_TOKEN_MAX];
+    u_char                      *p, buf[NGX_HTTP_MOMO_TOKEN_MAX];
     size_t                       len;
     time_t                       now;
     ngx_int_t                    rc;
@@ -100,7 +100,9 @@ ngx_http_momo_token_acquire(ngx_shm_zone_t *zone, ngx_str_t *key,
         return rc;
     }
 
-    token->data = ngx_pnalloc(pool, len);
+    /* the one copy a request keeps: the calls' Authorization value */
+
+    token->data = ngx_pnalloc(pool, sizeof("Bearer ") - 1 + len);
     if (token->data == NULL) {
 
         if (rc == NGX_DECLINED) {
@@ -110,8 +112,9 @@ ngx_http_momo_token_acquire(ngx_shm_zone_t *zone, ngx_str_t *key,
         return NGX_ERROR;
     }
 
-    ngx_memcpy(token->data, buf, len);
-    token->len = len;
+    p = ngx_cpymem(token->data, "Bearer ", sizeof("Bearer ") - 1);
+    ngx_memcpy(p, buf, len);
+    token->len = sizeof("Bearer ") - 1 + len;
 
     return rc;
 

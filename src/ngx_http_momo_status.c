@@ -433,12 +433,12 @@ ngx_http_momo_status_call(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx,
         return NGX_ERROR;
     }
 
-    if (ngx_http_momo_bearer(r->pool, &ctx->token, &call->authorization)
-        != NGX_OK
-        || ngx_http_momo_product_url(r->pool, ctx,
-                                     ngx_http_momo_op_path(ctx->kind, 1),
-                                     &ctx->reference_id, &call->url)
-           != NGX_OK)
+    call->authorization = ctx->bearer;
+
+    if (ngx_http_momo_product_url(r->pool, ctx,
+                                  ngx_http_momo_op_path(ctx->kind, 1),
+                                  &ctx->reference_id, &call->url)
+        != NGX_OK)
     {
         return NGX_ERROR;
     }

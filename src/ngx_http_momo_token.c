@@ -61,7 +61,7 @@ ngx_http_momo_token_step(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
                                      ngx_http_momo_call_time(r, ctx,
                                                       NGX_HTTP_MOMO_LEG_TOKEN),
                                      serial,
-                                     r->pool, &ctx->token, &ctx->token_gen);
+                                     r->pool, &ctx->bearer, &ctx->token_gen);
 
     switch (rc) {
 
@@ -113,7 +113,7 @@ ngx_http_momo_token_fetch(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
 {
     ngx_http_momo_call_t  *call;
 
-    if (ctx->token.len) {
+    if (ctx->bearer.len) {
         ngx_str_set(&ctx->token_source, "REFRESH");
 
     } else {
@@ -276,7 +276,12 @@ ngx_http_momo_token_done(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
         return ngx_http_momo_token_failed(r, ctx, b);
     }
 
-    ctx->token = b->access_token;
+    if (ngx_http_momo_bearer(r->pool, &b->access_token, &ctx->bearer)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
     ctx->token_gen = call->token_gen;
 
     return ctx->after_token(r, ctx);
@@ -295,7 +300,7 @@ ngx_http_momo_token_failed(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx,
     user = ctx->product->api_user;
     env = &ctx->mlcf->acc[NGX_HTTP_MOMO_ACC_TARGET_ENVIRONMENT];
 
-    if (ctx->token.len) {
+    if (ctx->bearer.len) {
         ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                       "momo: token refresh failed (HTTP %ui), "
                       "the current token is still valid", call->status);
@@ -395,7 +400,7 @@ ngx_http_momo_token_rejected(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx,
                              ctx->token_gen);
 
     ctx->token_retried = 1;
-    ctx->token.len = 0;
+    ctx->bearer.len = 0;
     ctx->token_source.len = 0;
 
     return ngx_http_momo_with_token(r, ctx, retry);
@@ -473,7 +478,7 @@ ngx_http_momo_url(ngx_pool_t *pool, ngx_http_momo_loc_conf_t *mlcf,
 }
 
 
-/* "Bearer <token>" for the MTN call */
+/* "Bearer <token>", the MTN calls' Authorization */
 
 ngx_int_t
 ngx_http_momo_bearer(ngx_pool_t *pool, ngx_str_t *token, ngx_str_t *out)
