@@ -311,6 +311,7 @@ ngx_int_t
 ngx_http_momo_disb_begin(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
 {
     ngx_int_t                   rc;
+    ngx_uint_t                  serial;
     ngx_http_momo_disb_t       *d;
     ngx_http_momo_main_conf_t  *mmcf;
 
@@ -320,12 +321,16 @@ ngx_http_momo_disb_begin(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
     ctx->reference_id = d->ref;
     ngx_http_momo_op_kind(ctx, d->op.kind);
 
+    serial = ngx_http_momo_lease_serial();
+
     rc = ngx_http_momo_ledger_begin(mmcf->shm_zone, &d->op,
-                                    ngx_http_momo_send_time(r, ctx));
+                                    ngx_http_momo_send_time(r, ctx), serial);
 
     switch (rc) {
 
     case NGX_OK:
+        /* the entry is the request's until its answer or its end */
+        d->lease = serial;
         break;
 
     case NGX_DONE:
@@ -370,8 +375,9 @@ ngx_http_momo_disb_begin(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
 
 
 /*
- * This request holds the operation now: its answer settles it, else its
- * end does (ngx_http_momo_release), whatever that end is.
+ * This request holds the operation now (ctx->disb->lease): its answer
+ * settles it, else its end does (ngx_http_momo_release), whatever that
+ * end is.
  */
 
 static ngx_int_t
@@ -380,8 +386,6 @@ ngx_http_momo_disb_token(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
     ngx_http_momo_main_conf_t  *mmcf;
 
     mmcf = ngx_http_get_module_main_conf(r, ngx_http_momo_module);
-
-    ctx->disb->sending = 1;
 
     /* in the zone before MTN sees it: a status query finds it */
 
@@ -405,12 +409,16 @@ static ngx_int_t
 ngx_http_momo_disb_settle(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx,
     ngx_uint_t state)
 {
-    if (!ctx->disb->sending) {
+    ngx_uint_t  lease;
+
+    lease = ctx->disb->lease;
+
+    if (lease == 0) {
         return NGX_OK;
     }
 
-    ctx->disb->sending = 0;
-    ngx_http_momo_ledger_end(ctx->zone, ctx->disb->ref.data, state);
+    ctx->disb->lease = 0;
+    ngx_http_momo_ledger_end(ctx->zone, ctx->disb->ref.data, state, lease);
 
     return NGX_OK;
 }
@@ -424,17 +432,21 @@ ngx_http_momo_disb_settle(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx,
 void
 ngx_http_momo_disb_release(ngx_http_momo_ctx_t *ctx)
 {
-    if (ctx->disb == NULL || !ctx->disb->sending) {
+    ngx_uint_t  lease;
+
+    if (ctx->disb == NULL || ctx->disb->lease == 0) {
         return;
     }
 
-    ctx->disb->sending = 0;
+    lease = ctx->disb->lease;
+    ctx->disb->lease = 0;
 
     ngx_http_momo_ledger_end(ctx->zone, ctx->disb->ref.data,
                              ctx->call && ctx->call->leg
                                           == ngx_http_momo_op_leg(ctx, 0)
                              ? NGX_HTTP_MOMO_OP_UNKNOWN
-                             : NGX_HTTP_MOMO_OP_RELEASED);
+                             : NGX_HTTP_MOMO_OP_RELEASED,
+                             lease);
 }
 
 
@@ -611,6 +623,7 @@ ngx_http_momo_disb_replay(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
 static ngx_int_t
 ngx_http_momo_disb_unknown(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
 {
+    ngx_uint_t                  serial;
     ngx_http_momo_disb_t       *d;
     ngx_http_momo_main_conf_t  *mmcf;
 
@@ -618,8 +631,9 @@ ngx_http_momo_disb_unknown(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
     mmcf = ngx_http_get_module_main_conf(r, ngx_http_momo_module);
 
     if (ctx->rec.accepted) {
+        /* MTN's status proves it: no lease is needed to say so */
         ngx_http_momo_ledger_end(mmcf->shm_zone, d->ref.data,
-                                 NGX_HTTP_MOMO_OP_ACCEPTED);
+                                 NGX_HTTP_MOMO_OP_ACCEPTED, 0);
         return ngx_http_momo_disb_replay(r, ctx);
     }
 
@@ -629,12 +643,16 @@ ngx_http_momo_disb_unknown(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
         return ngx_http_momo_disb_pending(r, ctx);
     }
 
+    serial = ngx_http_momo_lease_serial();
+
     if (ngx_http_momo_ledger_resend(mmcf->shm_zone, d->ref.data,
-                                    ngx_http_momo_send_time(r, ctx))
+                                    ngx_http_momo_send_time(r, ctx), serial)
         != NGX_OK)
     {
         return ngx_http_momo_disb_pending(r, ctx);
     }
+
+    d->lease = serial;
 
     ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                   "momo: MTN does not know %V \"%V\" %T s after a try "

@@ -421,7 +421,7 @@ typedef struct {
     ngx_str_t                   payment_ref;    /* a refund's payment */
     ngx_str_t                   body;           /* the POST's JSON */
     ngx_http_momo_step_pt       start;          /* after the body is read */
-    unsigned                    sending:1;      /* holds the ledger lease */
+    ngx_uint_t                  lease;          /* the ledger entry's stamp */
 } ngx_http_momo_disb_t;
 
 
@@ -595,11 +595,11 @@ ngx_http_momo_counters_t *ngx_http_momo_counters(ngx_shm_zone_t *zone);
 
 /* ngx_http_momo_shm_ledger.c: refunds and payouts */
 ngx_int_t ngx_http_momo_ledger_begin(ngx_shm_zone_t *zone,
-    ngx_http_momo_op_t *op, ngx_msec_t lease);
+    ngx_http_momo_op_t *op, ngx_msec_t lease, ngx_uint_t serial);
 void ngx_http_momo_ledger_end(ngx_shm_zone_t *zone, u_char *ref,
-    ngx_uint_t state);
+    ngx_uint_t state, ngx_uint_t serial);
 ngx_int_t ngx_http_momo_ledger_resend(ngx_shm_zone_t *zone, u_char *ref,
-    ngx_msec_t lease);
+    ngx_msec_t lease, ngx_uint_t serial);
 /*
  * ngx_http_momo_shm_budget.c: the status budget of an MTN account, shared
  * by all workers.  "account" is the account's key in the zone (its

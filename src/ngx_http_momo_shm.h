@@ -22,7 +22,7 @@
 
 
 #define NGX_HTTP_MOMO_SHM_MAGIC    0x6f6d6f6d    /* "momo" */
-#define NGX_HTTP_MOMO_SHM_VERSION  3
+#define NGX_HTTP_MOMO_SHM_VERSION  4     /* ledger entries stamped */
 
 #define NGX_HTTP_MOMO_TOKENS       NGX_HTTP_MOMO_ACCOUNTS
 #define NGX_HTTP_MOMO_BACKOFF      1000  /* ms after a failed refresh */

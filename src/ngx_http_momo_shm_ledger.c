@@ -12,6 +12,11 @@
  * so two refunds sent at once by two workers cannot exceed the payment;
  * the reservation is released only when MTN refuses the refund or
  * reports it failed, never when its outcome is unknown.
+ *
+ * The request sending an entry holds it as a lease stamped (pid, serial),
+ * like every lease in the zone (ngx_http_momo_lease_owned): once the
+ * lease has expired and another request has taken the entry over, the
+ * late holder's outcome changes nothing, and its reservation stays.
  */
 
 
@@ -35,6 +40,7 @@ typedef struct {
     int64_t                     amount;         /* hundredths */
     int64_t                     reserved;       /* payment: its refunds */
     ngx_pid_t                   pid;            /* sending */
+    ngx_uint_t                  serial;         /* the sender's stamp */
     ngx_msec_t                  until;
     time_t                      sent;
 } ngx_http_momo_ledger_t;
@@ -52,6 +58,8 @@ static ngx_http_momo_ledger_t *ngx_http_momo_ledger_create(
     ngx_uint_t kind);
 static void ngx_http_momo_ledger_release(ngx_http_momo_shctx_t *sh,
     ngx_http_momo_ledger_t *e);
+static void ngx_http_momo_ledger_stamp(ngx_http_momo_ledger_t *e,
+    ngx_msec_t lease, ngx_uint_t serial);
 static void ngx_http_momo_ledger_insert_value(ngx_rbtree_node_t *temp,
     ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
 
@@ -70,12 +78,13 @@ ngx_http_momo_ledger_init(ngx_http_momo_shctx_t *sh)
  * NGX_AGAIN: an earlier try's outcome is unknown, ask MTN first.
  * NGX_BUSY: another request is sending it now.  NGX_ABORT: its key was
  * used with other parameters.  NGX_DECLINED: the payment's refunds would
- * exceed it (op->refunded says how much is taken).
+ * exceed it (op->refunded says how much is taken).  NGX_OK stamps the
+ * entry with this worker's pid and "serial" for "lease" ms.
  */
 
 ngx_int_t
 ngx_http_momo_ledger_begin(ngx_shm_zone_t *zone, ngx_http_momo_op_t *op,
-    ngx_msec_t lease)
+    ngx_msec_t lease, ngx_uint_t serial)
 {
     ngx_int_t                rc;
     ngx_slab_pool_t         *shpool;
@@ -127,9 +136,11 @@ ngx_http_momo_ledger_begin(ngx_shm_zone_t *zone, ngx_http_momo_op_t *op,
             break;
         }
 
-        /* its sender died with the answer unknown */
+        /* its sender died, or outlived its lease: the answer is unknown */
 
         e->state = NGX_HTTP_MOMO_OP_UNKNOWN;
+        e->pid = 0;
+        e->serial = 0;
         op->state = e->state;
 
         /* fall through */
@@ -148,10 +159,7 @@ ngx_http_momo_ledger_begin(ngx_shm_zone_t *zone, ngx_http_momo_op_t *op,
     }
 
     if (rc == NGX_OK) {
-        e->state = NGX_HTTP_MOMO_OP_SENDING;
-        e->pid = ngx_pid;
-        e->until = ngx_current_msec + lease;
-        e->sent = ngx_time();
+        ngx_http_momo_ledger_stamp(e, lease, serial);
     }
 
 done:
@@ -227,13 +235,17 @@ ngx_http_momo_ledger_same(ngx_http_momo_ledger_t *e, ngx_http_momo_op_t *op)
 
 
 /*
- * After a try: NGX_HTTP_MOMO_OP_ACCEPTED (MTN has it), _UNKNOWN (no
- * answer: the reservation stays) or _RELEASED (MTN refused it).  A
- * refund already released by its FAILED status stays released.
+ * After a try, by the request holding the entry (its "serial"):
+ * NGX_HTTP_MOMO_OP_ACCEPTED (MTN has it), _UNKNOWN (no answer: the
+ * reservation stays) or _RELEASED (MTN refused it).  A holder whose lease
+ * was taken over changes nothing.  With serial 0, from a request that
+ * holds nothing and read MTN's status: an unknown outcome is accepted.
+ * A refund already released by its FAILED status stays released.
  */
 
 void
-ngx_http_momo_ledger_end(ngx_shm_zone_t *zone, u_char *ref, ngx_uint_t state)
+ngx_http_momo_ledger_end(ngx_shm_zone_t *zone, u_char *ref, ngx_uint_t state,
+    ngx_uint_t serial)
 {
     ngx_slab_pool_t         *shpool;
     ngx_http_momo_shctx_t   *sh;
@@ -248,8 +260,17 @@ ngx_http_momo_ledger_end(ngx_shm_zone_t *zone, u_char *ref, ngx_uint_t state)
 
     e = ngx_http_momo_ledger_lookup(sh, ref);
 
-    if (e != NULL && e->state != NGX_HTTP_MOMO_OP_RELEASED) {
+    if (e != NULL && serial == 0) {
 
+        if (e->state == NGX_HTTP_MOMO_OP_UNKNOWN
+            && state == NGX_HTTP_MOMO_OP_ACCEPTED)
+        {
+            e->state = NGX_HTTP_MOMO_OP_ACCEPTED;
+        }
+
+    } else if (e != NULL && e->state == NGX_HTTP_MOMO_OP_SENDING
+               && ngx_http_momo_lease_owned(e->pid, e->serial, serial))
+    {
         if (state == NGX_HTTP_MOMO_OP_RELEASED) {
             ngx_http_momo_ledger_release(sh, e);
 
@@ -258,6 +279,7 @@ ngx_http_momo_ledger_end(ngx_shm_zone_t *zone, u_char *ref, ngx_uint_t state)
         }
 
         e->pid = 0;
+        e->serial = 0;
     }
 
     ngx_shmtx_unlock(&shpool->mutex);
@@ -274,7 +296,7 @@ ngx_http_momo_ledger_end(ngx_shm_zone_t *zone, u_char *ref, ngx_uint_t state)
 
 ngx_int_t
 ngx_http_momo_ledger_resend(ngx_shm_zone_t *zone, u_char *ref,
-    ngx_msec_t lease)
+    ngx_msec_t lease, ngx_uint_t serial)
 {
     ngx_int_t                rc;
     ngx_slab_pool_t         *shpool;
@@ -293,10 +315,7 @@ ngx_http_momo_ledger_resend(ngx_shm_zone_t *zone, u_char *ref,
     e = ngx_http_momo_ledger_lookup(sh, ref);
 
     if (e != NULL && e->state == NGX_HTTP_MOMO_OP_UNKNOWN) {
-        e->state = NGX_HTTP_MOMO_OP_SENDING;
-        e->pid = ngx_pid;
-        e->until = ngx_current_msec + lease;
-        e->sent = ngx_time();
+        ngx_http_momo_ledger_stamp(e, lease, serial);
         rc = NGX_OK;
     }
 
@@ -320,8 +339,23 @@ ngx_http_momo_ledger_failed_locked(ngx_http_momo_shctx_t *sh, u_char *ref)
     if (e != NULL && e->state != NGX_HTTP_MOMO_OP_RELEASED) {
         ngx_http_momo_ledger_release(sh, e);
         e->pid = 0;
+        e->serial = 0;
         (void) ngx_atomic_fetch_add(&sh->changes, 1);
     }
+}
+
+
+/* the entry is this request's to send: no other may for "lease" ms */
+
+static void
+ngx_http_momo_ledger_stamp(ngx_http_momo_ledger_t *e, ngx_msec_t lease,
+    ngx_uint_t serial)
+{
+    e->state = NGX_HTTP_MOMO_OP_SENDING;
+    e->pid = ngx_pid;
+    e->serial = serial;
+    e->until = ngx_current_msec + lease;
+    e->sent = ngx_time();
 }
 
 

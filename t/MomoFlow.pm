@@ -13,7 +13,8 @@ package t::MomoFlow;
 #   mtn_pay           creates a payment at the emulator through MTN's own API,
 #                     as another gateway (or MTN's side of a lost answer)
 #                     would: the tests choose its reference id.
-#   mtn_transfer      the same for a payout (a Disbursement transfer).
+#   mtn_transfer      the same for a payout (a Disbursement transfer);
+#                     mtn_refund for a refund (to_refund => the payment).
 #   prev_ref          prev_ref(1) is the UUID that was REF1 in the previous
 #                     block, for a block that goes on where it ended.
 #   fixed_ref         such a reference id: fixed_ref(1) is
@@ -187,6 +188,11 @@ sub mtn_transfer {
     return mtn_op('disbursement', 'transfer', 'payee', @_);
 }
 
+# a refund of the payment "to_refund" (a refund names no party)
+sub mtn_refund {
+    return mtn_op('disbursement', 'refund', undef, @_);
+}
+
 # POST $product/v1_0/$op with a token of the product's account
 sub mtn_op {
     my ($product, $op, $party, %p) = @_;
@@ -214,7 +220,10 @@ sub mtn_op {
     ($st, $res) = http($port, 'POST', "/$product/v1_0/$op", \%h,
         encode_json({ amount => $p{amount}, currency => $p{currency},
                       externalId => $p{external_id},
-                      $party => { partyIdType => 'MSISDN', partyId => $p{phone} },
+                      (defined $party
+                       ? ($party => { partyIdType => 'MSISDN',
+                                      partyId => $p{phone} })
+                       : (referenceIdToRefund => $p{to_refund})),
                       payerMessage => 'Booking 1', payeeNote => 'Booking 1' }));
     die "emulator $op: $st $res\n" unless $st == 202;
     return $st;

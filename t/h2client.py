@@ -2,7 +2,7 @@
 """A small HTTP/2 client (prior knowledge, cleartext) for the momo tests.
 
     h2client.py --port P [--window N] [--hold S] [--cancel-when URL=VALUE]
-                [--timeout S] REQUEST...
+                [--header NAME:VALUE]... [--timeout S] REQUEST...
 
 REQUEST is "METHOD PATH" or "METHOD PATH BODY" (a JSON body is sent with
 Content-Type: application/json).  All requests go out at once, on one
@@ -21,6 +21,8 @@ connection, as streams 1, 3, 5...
                 poll URL until its body is VALUE, then cancel the last
                 stream with RST_STREAM (CANCEL) and keep the connection
                 open until the other streams end (or --linger seconds)
+--header NAME:VALUE
+                sent with every request (an Idempotency-Key)
 
 Prints one JSON line per stream: {"stream", "status", "body", "ended"}.
 
@@ -101,6 +103,7 @@ def main():
     ap.add_argument("--cancel-when", default=None)
     ap.add_argument("--linger", type=float, default=3)
     ap.add_argument("--timeout", type=float, default=10)
+    ap.add_argument("--header", action="append", default=[])
     ap.add_argument("requests", nargs="+")
     a = ap.parse_args()
     a.timeout *= SLOW
@@ -126,6 +129,8 @@ def main():
         if body:
             headers += [("content-type", "application/json"),
                         ("content-length", str(len(body)))]
+        headers += [(n.strip().lower(), v.strip())
+                    for n, v in (h.split(":", 1) for h in a.header)]
         conn.send_headers(sid, headers, end_stream=not body)
         if body:
             conn.send_data(sid, body, end_stream=True)
