@@ -426,7 +426,8 @@ ngx_http_momo_disb_settle(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx,
 
 /*
  * The request ends (client gone, worker exiting, an error) while it was
- * sending: once the POST went out, MTN may have the operation.
+ * sending: once the POST went out, MTN may have the operation, also while
+ * its status is asked after MTN's 409.
  */
 
 void
@@ -442,10 +443,8 @@ ngx_http_momo_disb_release(ngx_http_momo_ctx_t *ctx)
     ctx->disb->lease = 0;
 
     ngx_http_momo_ledger_end(ctx->zone, ctx->disb->ref.data,
-                             ctx->call && ctx->call->leg
-                                          == ngx_http_momo_op_leg(ctx, 0)
-                             ? NGX_HTTP_MOMO_OP_UNKNOWN
-                             : NGX_HTTP_MOMO_OP_RELEASED,
+                             ctx->disb->posted ? NGX_HTTP_MOMO_OP_UNKNOWN
+                                               : NGX_HTTP_MOMO_OP_RELEASED,
                              lease);
 }
 
@@ -478,6 +477,8 @@ ngx_http_momo_disb_send(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
     {
         return NGX_ERROR;
     }
+
+    d->posted = 1;
 
     return ngx_http_momo_call(r, ctx, call, ngx_http_momo_disb_done);
 }

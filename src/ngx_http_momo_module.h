@@ -422,6 +422,7 @@ typedef struct {
     ngx_str_t                   body;           /* the POST's JSON */
     ngx_http_momo_step_pt       start;          /* after the body is read */
     ngx_uint_t                  lease;          /* the ledger entry's stamp */
+    unsigned                    posted:1;       /* MTN may have the POST */
 } ngx_http_momo_disb_t;
 
 

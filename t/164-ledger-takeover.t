@@ -8,7 +8,8 @@
 # for its token and ends having sent nothing: its end must leave B's
 # outcome as it is, and a refund's reservation with it.  And a refund
 # cancelled by its client (HTTP/2 RST_STREAM, t/h2client.py) while MTN
-# has its POST gives its entry back with its request, as unknown.
+# has its POST, or while its status is asked after MTN's 409, gives its
+# entry back with its request, as unknown: its reservation stays.
 
 use t::MomoTest;
 use t::MomoHttp;
@@ -184,4 +185,26 @@ t::MomoHttp::wait_for(sub { t::MomoTest::emu_get('/_emu/refunds') =~ /referenceI
 --- request
 GET /emu/count?path=/disbursement/v1_0/refund&method=POST
 --- response_body: 1
+--- timeout: 30
+
+
+
+=== TEST 4: a refund cancelled by RST_STREAM while it asks MTN's status after MTN's 409 keeps its reservation
+MTN has the refund already (another gateway's try with the same key):
+the POST gets 409, and the status query that checks it is cancelled.
+--- init
+my $ref = ::paid();
+t::MomoFlow::mtn_refund(ref => t::MomoFlow::key_ref('c409', undef, 'refund'),
+                        to_refund => $ref, amount => '60');
+t::MomoTest::emu_post('/_emu/faults', JSON::PP::encode_json(
+    { method => 'GET', path => '/disbursement/v1_0/refund/', delay_ms => 500, times => 1 }));
+my $emu = "http://127.0.0.1:$t::MomoTest::EmuPort/_emu/count?path=/disbursement/v1_0/refund/&method=GET";
+my $got = ::h2("--cancel-when '$emu=1' --linger 1 --header Idempotency-Key:c409",
+               ::q("POST /api/refunds/mtn-momo " . ::refund_json($ref, '60')));
+Test::More::is($got->[0]{ended}, 'cancelled', "$0 TEST 4: the stream was cancelled");
+::check('TEST 4: 60 more, another key', ::op('/api/refunds/mtn-momo', 'c409b',
+        ::refund_json($ref, '60')), 422, qr/"code": "REFUND_EXCEEDS_PAYMENT"/);
+--- request
+GET /emu/count?path=/disbursement/v1_0/refund&method=POST
+--- response_body: 2
 --- timeout: 30
