@@ -340,9 +340,11 @@ ngx_http_momo_hmac_key(ngx_str_t *key)
     for (i = 0; i < NGX_HTTP_MOMO_HMAC_KEYS; i++) {
         k = &ngx_http_momo_hmac_keys[i];
 
+        /* both are configured secrets: nothing a client sends is compared */
+
         if (k->key.data != NULL
             && k->key.len == key->len
-            && CRYPTO_memcmp(k->key.data, key->data, key->len) == 0)
+            && ngx_memcmp(k->key.data, key->data, key->len) == 0)
         {
             return k;
         }

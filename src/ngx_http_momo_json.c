@@ -162,6 +162,28 @@ static int ngx_http_momo_mtn_end(void *data);
 static void ngx_http_momo_mtn_reset(ngx_http_momo_mtn_body_t *b);
 
 
+/* a plain string's bytes: printable ASCII but the quote and backslash */
+
+static u_char  ngx_http_momo_plain[256] = {
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  /* 00 */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  /* 10 */
+    1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,  /* 20 */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,  /* 30 */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,  /* 40 */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1,  /* 50 */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,  /* 60 */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0,  /* 70 */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  /* 80 */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  /* 90 */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  /* a0 */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  /* b0 */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  /* c0 */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  /* d0 */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  /* e0 */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0   /* f0 */
+};
+
+
 static ngx_http_momo_pay_field_t  ngx_http_momo_pay_fields[] = {
 
     { ngx_string("amount"),
@@ -481,17 +503,11 @@ ngx_http_momo_scan_value(ngx_http_momo_pay_ctx_t *ctx, u_char *p,
 static u_char *
 ngx_http_momo_scan_string(u_char *p, u_char *last)
 {
-    for ( /* void */ ; p < last; p++) {
-        if (*p == '"') {
-            return p;
-        }
-
-        if (*p < 0x20 || *p >= 0x7f || *p == '\\') {
-            return NULL;
-        }
+    while (p < last && ngx_http_momo_plain[*p]) {
+        p++;
     }
 
-    return NULL;
+    return (p < last && *p == '"') ? p : NULL;
 }
 
 
