@@ -49,17 +49,24 @@ sub main::deliveries {
     return $out;
 }
 
-# nginx's /metrics, polled (at most 20 s) until it matches
+# nginx's /metrics, polled (at most 20 s, longer under valgrind) until it
+# matches
 sub main::poll_metrics {
     my $re = shift;
     my $m = '';
-    for (1 .. 400) {
+    t::MomoHttp::wait_for(sub {
         (undef, $m) = t::MomoFlow::http($ENV{TEST_NGINX_SERVER_PORT}, 'GET',
                                         '/metrics');
-        last if $m =~ $re;
-        select undef, undef, undef, 0.05;
-    }
+        return $m =~ $re;
+    }, 20);
     return $m;
+}
+
+# a short momo_notify_retry schedule, as long as the tries it makes take
+# (10 times longer under valgrind, so that the same number fits in it)
+sub main::retry_schedule (@) {
+    return "    momo_notify_retry "
+           . join(' ', map { t::MomoHttp::slow($_) . 'ms' } @_) . ";\n";
 }
 
 run_tests();
@@ -137,7 +144,8 @@ $/]
 
 === TEST 3: an application that never acknowledges: retried with backoff, then given up after momo_notify_retry's total, logged and counted
 --- http_config eval
-$t::MomoTest::Account . "    momo_reconcile off;\n    momo_notify_retry 100ms 200ms 1s;\n"
+$t::MomoTest::Account . "    momo_reconcile off;\n"
+    . main::retry_schedule(100, 200, 1000)
 --- init
 t::MomoFlow::mtn_pay(ref => $main::Ref, external_id => 'order-160');
 t::MomoTest::emu_post('/_emu/faults', '{"path": "/_emu/sink/notify", "status": 503}');
