@@ -77,6 +77,9 @@ __DATA__
 --- http_config eval
 $t::MomoTest::Account . $main::Retry
 --- init
+# the first delivery is made by the status request or, when the sweeper's
+# tick comes first (seen under valgrind), by the sweeper: 3 or 4 "sent";
+# --- wait: the failed first delivery is logged before the log is read
 t::MomoFlow::mtn_pay(ref => $main::Ref, external_id => 'order-160');
 t::MomoTest::emu_post('/_emu/faults', '{"path": "/_emu/sink/notify", "status": 500, "times": 3}');
 --- config
@@ -96,6 +99,7 @@ t::MomoTest::emu_post('/_emu/faults', '{"path": "/_emu/sink/notify", "status": 5
  "GET /emu/requests?path=/_emu/sink/notify",
  "GET /metrics"]
 --- timeout: 25
+--- wait: 0.3
 --- response_body_filters eval
 \&main::deliveries
 --- response_body_like eval
@@ -106,7 +110,7 @@ notify EVENT1 successful sig=valid
 notify EVENT1 successful sig=valid
 notify EVENT1 successful sig=valid
 $/,
- qr/momo_notify_total\{result="ok"\} 1\nmomo_notify_total\{result="failed"\} 3\n.*momo_notify_pending 0\n.*momo_notify_retries_total\{result="sent"\} 3\n/s]
+ qr/momo_notify_total\{result="ok"\} 1\nmomo_notify_total\{result="failed"\} 3\n.*momo_notify_pending 0\n.*momo_notify_retries_total\{result="sent"\} [34]\n/s]
 --- error_log eval
 qr/momo: notify "\/_app\/notify" of payment "00000160-0000-4000-8000-000000000160" failed \(HTTP 500\b/
 
