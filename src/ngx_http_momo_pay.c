@@ -17,6 +17,9 @@
 
 #define NGX_HTTP_MOMO_BODY_MAX   16384
 
+/* MTN's payer object up to the phone, as ngx_http_momo_json_render writes */
+#define NGX_HTTP_MOMO_PAYER  "{\"partyIdType\": \"MSISDN\", \"partyId\": \""
+
 
 static ngx_int_t ngx_http_momo_pay_start(ngx_http_request_t *r,
     ngx_http_momo_ctx_t *ctx);
@@ -405,24 +408,29 @@ static ngx_int_t
 ngx_http_momo_pay_body_json(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx,
     ngx_str_t *out)
 {
+    u_char                     *q;
     ngx_str_t                   payer;
     ngx_http_momo_payment_t    *p;
     ngx_http_momo_json_field_t  f[6];
 
     p = &ctx->payment;
 
-    /* the phone and the amount are digits after validation */
+    /*
+     * the phone and the amount are digits after validation: the payer is
+     * the phone between fixed text, with nothing to escape
+     */
 
-    ngx_str_set(&f[0].key, "partyIdType");
-    ngx_str_set(&f[0].value, "MSISDN");
-    f[0].type = NGX_HTTP_MOMO_JSON_PLAIN;
-    ngx_str_set(&f[1].key, "partyId");
-    f[1].value = p->phone;
-    f[1].type = NGX_HTTP_MOMO_JSON_PLAIN;
-
-    if (ngx_http_momo_json_render(r->pool, f, 2, &payer) != NGX_OK) {
+    payer.len = sizeof(NGX_HTTP_MOMO_PAYER) - 1 + p->phone.len + 2;
+    payer.data = ngx_pnalloc(r->pool, payer.len);
+    if (payer.data == NULL) {
         return NGX_ERROR;
     }
+
+    q = ngx_cpymem(payer.data, NGX_HTTP_MOMO_PAYER,
+                   sizeof(NGX_HTTP_MOMO_PAYER) - 1);
+    q = ngx_cpymem(q, p->phone.data, p->phone.len);
+    *q++ = '"';
+    *q = '}';
 
     ngx_str_set(&f[0].key, "amount");
     f[0].value = p->amount;
