@@ -122,6 +122,8 @@ static void ngx_http_momo_pay_init(ngx_http_momo_pay_ctx_t *ctx,
     ngx_pool_t *pool, ngx_http_momo_payment_t *p, ngx_http_momo_error_t *err);
 static yajl_status ngx_http_momo_pay_yajl(ngx_http_momo_pay_ctx_t *ctx,
     u_char *data, size_t len);
+static ngx_int_t ngx_http_momo_pay_result(ngx_http_momo_pay_ctx_t *ctx,
+    yajl_status rc);
 static ngx_int_t ngx_http_momo_pay_scan(ngx_http_momo_pay_ctx_t *ctx,
     u_char *p, u_char *last);
 static u_char *ngx_http_momo_scan_value(ngx_http_momo_pay_ctx_t *ctx,
@@ -295,22 +297,31 @@ ngx_http_momo_json_payment(ngx_pool_t *pool, u_char *data, size_t len,
         rc = (scan == NGX_OK) ? yajl_status_ok : yajl_status_client_canceled;
     }
 
-    if (ctx.nomem) {
+    return ngx_http_momo_pay_result(&ctx, rc);
+}
+
+
+/* the parse's outcome, from yajl or the scan */
+
+static ngx_int_t
+ngx_http_momo_pay_result(ngx_http_momo_pay_ctx_t *ctx, yajl_status rc)
+{
+    if (ctx->nomem) {
         return NGX_ERROR;
     }
 
-    if (rc == yajl_status_client_canceled && ctx.failed) {
+    if (rc == yajl_status_client_canceled && ctx->failed) {
         /* not an object, or nested too deep */
         return NGX_DECLINED;
     }
 
-    if (rc != yajl_status_ok || !ctx.object) {
-        ngx_http_momo_error_set(err, NGX_HTTP_BAD_REQUEST, "INVALID_JSON",
-                                "the body is not valid JSON");
+    if (rc != yajl_status_ok || !ctx->object) {
+        ngx_http_momo_error_set(ctx->err, NGX_HTTP_BAD_REQUEST,
+                                "INVALID_JSON", "the body is not valid JSON");
         return NGX_DECLINED;
     }
 
-    if (ctx.failed) {
+    if (ctx->failed) {
         /* a field of the wrong type, or a key given twice */
         return NGX_DECLINED;
     }
