@@ -1222,7 +1222,8 @@ ngx_http_momo_json_print(ngx_pool_t *pool,
         if (escape & ((uint64_t) 1 << ngx_min(i, 63))) {
             p = (u_char *) ngx_escape_json(p, f->value.data, f->value.len);
 
-        } else {
+        } else if (f->value.len) {
+            /* an empty string may have no data: memcpy() wants a pointer */
             p = ngx_cpymem(p, f->value.data, f->value.len);
         }
 
