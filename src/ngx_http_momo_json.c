@@ -372,12 +372,12 @@ ngx_http_momo_pay_yajl(ngx_http_momo_pay_ctx_t *ctx, u_char *data,
 
 
 /*
- * The body nearly every client sends, one flat object of strings and
- * numbers in printable ASCII without escapes, is read here with the
+ * The body nearly every client sends, one flat object of strings without
+ * escapes (printable ASCII and UTF-8) and numbers, is read here with the
  * callbacks yajl would call, in the order it would call them: the same
  * payment and the same errors, without yajl's allocations and lexer.
- * Anything else (an escape, another byte, nesting, true, false or null,
- * a syntax error) is NGX_DECLINED, and yajl reads the body instead.
+ * Anything else (an escape, a control, nesting, true, false or null, a
+ * syntax error) is NGX_DECLINED, and yajl reads the body instead.
  * NGX_ABORT: a callback stopped the parse, as it would have stopped
  * yajl's.
  */
@@ -509,16 +509,51 @@ ngx_http_momo_scan_value(ngx_http_momo_pay_ctx_t *ctx, u_char *p,
 }
 
 
-/* the closing quote of a string of printable ASCII without escapes */
+/*
+ * The closing quote of a string without escapes: printable ASCII, and
+ * UTF-8 sequences as yajl checks them (a lead byte and as many
+ * continuation bytes as it announces; yajl lets overlong forms and
+ * surrogates through, and so does this: validation refuses them after).
+ */
 
 static u_char *
 ngx_http_momo_scan_string(u_char *p, u_char *last)
 {
-    while (p < last && ngx_http_momo_plain[*p]) {
-        p++;
-    }
+    ngx_uint_t  n;
 
-    return (p < last && *p == '"') ? p : NULL;
+    for ( ;; ) {
+        while (p < last && ngx_http_momo_plain[*p]) {
+            p++;
+        }
+
+        if (p == last) {
+            return NULL;
+        }
+
+        if (*p == '"') {
+            return p;
+        }
+
+        if ((*p >> 5) == 0x06) {
+            n = 1;
+
+        } else if ((*p >> 4) == 0x0e) {
+            n = 2;
+
+        } else if ((*p >> 3) == 0x1e) {
+            n = 3;
+
+        } else {
+            /* a control, DEL, a backslash or a stray byte: yajl's to say */
+            return NULL;
+        }
+
+        for (p++; n; n--, p++) {
+            if (p == last || (*p >> 6) != 0x02) {
+                return NULL;
+            }
+        }
+    }
 }
 
 
