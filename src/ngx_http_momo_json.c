@@ -6,9 +6,7 @@
  * backed by the caller's pool, so nothing here calls malloc and nothing
  * needs freeing: the pool goes away with the request.  yajl's string
  * buffers live only for the duration of a callback, so every value kept
- * is copied into the pool.  A client's payment in the plain form (a flat
- * object of plain strings and numbers) is read without yajl, by the same
- * callbacks (ngx_http_momo_pay_scan); yajl reads any other body.
+ * is copied into the pool.
  */
 
 
@@ -118,19 +116,6 @@ static yajl_handle ngx_http_momo_json_parser(ngx_pool_t *pool,
 static ngx_int_t ngx_http_momo_json_copy(ngx_pool_t *pool, ngx_str_t *dst,
     const u_char *src, size_t len);
 
-static void ngx_http_momo_pay_init(ngx_http_momo_pay_ctx_t *ctx,
-    ngx_pool_t *pool, ngx_http_momo_payment_t *p, ngx_http_momo_error_t *err);
-static yajl_status ngx_http_momo_pay_yajl(ngx_http_momo_pay_ctx_t *ctx,
-    u_char *data, size_t len);
-static ngx_int_t ngx_http_momo_pay_result(ngx_http_momo_pay_ctx_t *ctx,
-    yajl_status rc);
-static ngx_int_t ngx_http_momo_pay_scan(ngx_http_momo_pay_ctx_t *ctx,
-    u_char *p, u_char *last);
-static u_char *ngx_http_momo_scan_value(ngx_http_momo_pay_ctx_t *ctx,
-    u_char *p, u_char *last, ngx_uint_t *stop);
-static u_char *ngx_http_momo_scan_string(u_char *p, u_char *last);
-static u_char *ngx_http_momo_scan_number(u_char *p, u_char *last);
-static u_char *ngx_http_momo_scan_space(u_char *p, u_char *last);
 static void ngx_http_momo_pay_fail(ngx_http_momo_pay_ctx_t *ctx,
     char *code, char *message);
 static void ngx_http_momo_pay_cancel(ngx_http_momo_pay_ctx_t *ctx,
@@ -162,28 +147,6 @@ static int ngx_http_momo_mtn_key(void *data, const unsigned char *s,
     size_t len);
 static int ngx_http_momo_mtn_end(void *data);
 static void ngx_http_momo_mtn_reset(ngx_http_momo_mtn_body_t *b);
-
-
-/* a plain string's bytes: printable ASCII but the quote and backslash */
-
-static u_char  ngx_http_momo_plain[256] = {
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  /* 00 */
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  /* 10 */
-    1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,  /* 20 */
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,  /* 30 */
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,  /* 40 */
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1,  /* 50 */
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,  /* 60 */
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0,  /* 70 */
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  /* 80 */
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  /* 90 */
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  /* a0 */
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  /* b0 */
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  /* c0 */
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  /* d0 */
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  /* e0 */
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0   /* f0 */
-};
 
 
 static ngx_http_momo_pay_field_t  ngx_http_momo_pay_fields[] = {
@@ -280,83 +243,23 @@ ngx_int_t
 ngx_http_momo_json_payment(ngx_pool_t *pool, u_char *data, size_t len,
     ngx_http_momo_payment_t *p, ngx_http_momo_error_t *err)
 {
-    ngx_int_t                 scan;
     yajl_status               rc;
+    yajl_handle               h;
+    yajl_alloc_funcs          afs;
     ngx_http_momo_pay_ctx_t   ctx;
 
-    ngx_http_momo_pay_init(&ctx, pool, p, err);
-
-    scan = ngx_http_momo_pay_scan(&ctx, data, data + len);
-
-    if (scan == NGX_DECLINED) {
-        /* not the plain form: yajl reads it again from the start */
-        ngx_http_momo_pay_init(&ctx, pool, p, err);
-        rc = ngx_http_momo_pay_yajl(&ctx, data, len);
-
-    } else {
-        rc = (scan == NGX_OK) ? yajl_status_ok : yajl_status_client_canceled;
-    }
-
-    return ngx_http_momo_pay_result(&ctx, rc);
-}
-
-
-/* the parse's outcome, from yajl or the scan */
-
-static ngx_int_t
-ngx_http_momo_pay_result(ngx_http_momo_pay_ctx_t *ctx, yajl_status rc)
-{
-    if (ctx->nomem) {
-        return NGX_ERROR;
-    }
-
-    if (rc == yajl_status_client_canceled && ctx->failed) {
-        /* not an object, or nested too deep */
-        return NGX_DECLINED;
-    }
-
-    if (rc != yajl_status_ok || !ctx->object) {
-        ngx_http_momo_error_set(ctx->err, NGX_HTTP_BAD_REQUEST,
-                                "INVALID_JSON", "the body is not valid JSON");
-        return NGX_DECLINED;
-    }
-
-    if (ctx->failed) {
-        /* a field of the wrong type, or a key given twice */
-        return NGX_DECLINED;
-    }
-
-    return NGX_OK;
-}
-
-
-static void
-ngx_http_momo_pay_init(ngx_http_momo_pay_ctx_t *ctx, ngx_pool_t *pool,
-    ngx_http_momo_payment_t *p, ngx_http_momo_error_t *err)
-{
     ngx_memzero(p, sizeof(ngx_http_momo_payment_t));
-    ngx_memzero(ctx, sizeof(ngx_http_momo_pay_ctx_t));
+    ngx_memzero(&ctx, sizeof(ngx_http_momo_pay_ctx_t));
 
-    ctx->pool = pool;
-    ctx->payment = p;
-    ctx->err = err;
-    ctx->field = -1;
-}
+    ctx.pool = pool;
+    ctx.payment = p;
+    ctx.err = err;
+    ctx.field = -1;
 
-
-static yajl_status
-ngx_http_momo_pay_yajl(ngx_http_momo_pay_ctx_t *ctx, u_char *data,
-    size_t len)
-{
-    yajl_status        rc;
-    yajl_handle        h;
-    yajl_alloc_funcs   afs;
-
-    h = ngx_http_momo_json_parser(ctx->pool, &afs,
-                                  &ngx_http_momo_pay_callbacks, ctx);
+    h = ngx_http_momo_json_parser(pool, &afs, &ngx_http_momo_pay_callbacks,
+                                  &ctx);
     if (h == NULL) {
-        ctx->nomem = 1;
-        return yajl_status_error;
+        return NGX_ERROR;
     }
 
     rc = yajl_parse(h, data, len);
@@ -367,253 +270,27 @@ ngx_http_momo_pay_yajl(ngx_http_momo_pay_ctx_t *ctx, u_char *data,
 
     yajl_free(h);
 
-    return rc;
-}
+    if (ctx.nomem) {
+        return NGX_ERROR;
+    }
 
-
-/*
- * The body nearly every client sends, one flat object of strings without
- * escapes (printable ASCII and UTF-8) and numbers, is read here with the
- * callbacks yajl would call, in the order it would call them: the same
- * payment and the same errors, without yajl's allocations and lexer.
- * Anything else (an escape, a control, nesting, true, false or null, a
- * syntax error) is NGX_DECLINED, and yajl reads the body instead.
- * NGX_ABORT: a callback stopped the parse, as it would have stopped
- * yajl's.
- */
-
-static ngx_int_t
-ngx_http_momo_pay_scan(ngx_http_momo_pay_ctx_t *ctx, u_char *p,
-    u_char *last)
-{
-    u_char      *s;
-    ngx_uint_t   stop;
-
-    p = ngx_http_momo_scan_space(p, last);
-
-    if (p == last || *p != '{') {
+    if (rc == yajl_status_client_canceled && ctx.failed) {
+        /* not an object, or nested too deep */
         return NGX_DECLINED;
     }
 
-    if (!ngx_http_momo_pay_start_map(ctx)) {
-        return NGX_ABORT;
+    if (rc != yajl_status_ok || !ctx.object) {
+        ngx_http_momo_error_set(err, NGX_HTTP_BAD_REQUEST, "INVALID_JSON",
+                                "the body is not valid JSON");
+        return NGX_DECLINED;
     }
 
-    p = ngx_http_momo_scan_space(p + 1, last);
-
-    if (p < last && *p == '}') {
-        p++;
-        goto done;
+    if (ctx.failed) {
+        /* a field of the wrong type, or a key given twice */
+        return NGX_DECLINED;
     }
 
-    for ( ;; ) {
-        if (p == last || *p != '"') {
-            return NGX_DECLINED;
-        }
-
-        s = p + 1;
-        p = ngx_http_momo_scan_string(s, last);
-
-        if (p == NULL) {
-            return NGX_DECLINED;
-        }
-
-        if (!ngx_http_momo_pay_key(ctx, s, p - s)) {
-            return NGX_ABORT;
-        }
-
-        p = ngx_http_momo_scan_space(p + 1, last);
-
-        if (p == last || *p != ':') {
-            return NGX_DECLINED;
-        }
-
-        p = ngx_http_momo_scan_value(ctx, p + 1, last, &stop);
-
-        if (p == NULL) {
-            return stop ? NGX_ABORT : NGX_DECLINED;
-        }
-
-        p = ngx_http_momo_scan_space(p, last);
-
-        if (p == last) {
-            return NGX_DECLINED;
-        }
-
-        if (*p == '}') {
-            p++;
-            break;
-        }
-
-        if (*p != ',') {
-            return NGX_DECLINED;
-        }
-
-        p = ngx_http_momo_scan_space(p + 1, last);
-    }
-
-done:
-
-    if (!ngx_http_momo_pay_end(ctx)) {
-        return NGX_ABORT;
-    }
-
-    return ngx_http_momo_scan_space(p, last) == last ? NGX_OK : NGX_DECLINED;
-}
-
-
-/* a string or a number; NULL with *stop set if its callback stopped */
-
-static u_char *
-ngx_http_momo_scan_value(ngx_http_momo_pay_ctx_t *ctx, u_char *p,
-    u_char *last, ngx_uint_t *stop)
-{
-    u_char  *s;
-    int      go;
-
-    *stop = 0;
-    p = ngx_http_momo_scan_space(p, last);
-
-    if (p == last) {
-        return NULL;
-    }
-
-    if (*p == '"') {
-        s = p + 1;
-        p = ngx_http_momo_scan_string(s, last);
-
-        if (p == NULL) {
-            return NULL;
-        }
-
-        go = ngx_http_momo_pay_string(ctx, s, p - s);
-        p++;
-
-    } else {
-        s = p;
-        p = ngx_http_momo_scan_number(p, last);
-
-        if (p == NULL) {
-            return NULL;
-        }
-
-        go = ngx_http_momo_pay_number(ctx, (char *) s, p - s);
-    }
-
-    if (!go) {
-        *stop = 1;
-        return NULL;
-    }
-
-    return p;
-}
-
-
-/*
- * The closing quote of a string without escapes: printable ASCII, and
- * UTF-8 sequences as yajl checks them (a lead byte and as many
- * continuation bytes as it announces; yajl lets overlong forms and
- * surrogates through, and so does this: validation refuses them after).
- */
-
-static u_char *
-ngx_http_momo_scan_string(u_char *p, u_char *last)
-{
-    ngx_uint_t  n;
-
-    for ( ;; ) {
-        while (p < last && ngx_http_momo_plain[*p]) {
-            p++;
-        }
-
-        if (p == last) {
-            return NULL;
-        }
-
-        if (*p == '"') {
-            return p;
-        }
-
-        if ((*p >> 5) == 0x06) {
-            n = 1;
-
-        } else if ((*p >> 4) == 0x0e) {
-            n = 2;
-
-        } else if ((*p >> 3) == 0x1e) {
-            n = 3;
-
-        } else {
-            /* a control, DEL, a backslash or a stray byte: yajl's to say */
-            return NULL;
-        }
-
-        for (p++; n; n--, p++) {
-            if (p == last || (*p >> 6) != 0x02) {
-                return NULL;
-            }
-        }
-    }
-}
-
-
-/* JSON's number: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? */
-
-static u_char *
-ngx_http_momo_scan_number(u_char *p, u_char *last)
-{
-    if (p < last && *p == '-') {
-        p++;
-    }
-
-    if (p == last || *p < '0' || *p > '9') {
-        return NULL;
-    }
-
-    if (*p++ != '0') {
-        while (p < last && *p >= '0' && *p <= '9') {
-            p++;
-        }
-    }
-
-    if (p < last && *p == '.') {
-        if (++p == last || *p < '0' || *p > '9') {
-            return NULL;
-        }
-
-        while (p < last && *p >= '0' && *p <= '9') {
-            p++;
-        }
-    }
-
-    if (p < last && (*p == 'e' || *p == 'E')) {
-        if (++p < last && (*p == '+' || *p == '-')) {
-            p++;
-        }
-
-        if (p == last || *p < '0' || *p > '9') {
-            return NULL;
-        }
-
-        while (p < last && *p >= '0' && *p <= '9') {
-            p++;
-        }
-    }
-
-    return p;
-}
-
-
-static u_char *
-ngx_http_momo_scan_space(u_char *p, u_char *last)
-{
-    while (p < last
-           && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
-    {
-        p++;
-    }
-
-    return p;
+    return NGX_OK;
 }
 
 
