@@ -105,8 +105,10 @@ sub summary_line {
     my $e = shift;
 
     if (exists $e->{referenceId}) {
+        # a refund or a payout has no payer: the line ends at the currency
+        my $payer = ref $e->{payer} ? $e->{payer}{partyId} // '' : '';
         return "payment $e->{referenceId} $e->{status} $e->{amount} "
-               . "$e->{currency} $e->{payer}{partyId}";
+               . "$e->{currency} $payer";
     }
 
     if (exists $e->{attempt}) {
