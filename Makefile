@@ -29,9 +29,9 @@ DEBS := nginx nginx-dev libyajl-dev libssl-dev libcurl4-openssl-dev \
         libtest-longstring-perl liblist-moreutils-perl libipc-run-perl \
         liburi-perl libhttp-message-perl ca-certificates openssl python3-h2
 
-# make bench only: the load generator, echo_sleep for the mock MTN, and
-# valgrind (BENCH_CALLGRIND)
-BENCH_DEBS := wrk libnginx-mod-http-echo valgrind
+# make bench only: the load generators (wrk; h2load, nghttp2-client, for a
+# fixed rate), echo_sleep for the mock MTN, and valgrind (BENCH_CALLGRIND)
+BENCH_DEBS := wrk nghttp2-client libnginx-mod-http-echo valgrind
 
 SHARED     ?= ../shared
 UP_DEBS    := iproute2 util-linux
