@@ -32,6 +32,11 @@ static ngx_http_momo_call_t *ngx_http_momo_call_of(ngx_http_request_t *r);
 static ngx_int_t ngx_http_momo_capture_header(ngx_http_request_t *r);
 static ngx_int_t ngx_http_momo_capture_body(ngx_http_request_t *r,
     ngx_chain_t *in);
+static void ngx_http_momo_call_direct(ngx_http_request_t *r,
+    ngx_http_request_t *sr, ngx_http_momo_call_t *call);
+static void ngx_http_momo_call_enter(ngx_http_request_t *sr);
+static void ngx_http_momo_call_mapped(ngx_http_request_t *sr,
+    ngx_http_momo_call_t *call);
 static void ngx_http_momo_call_deadline(ngx_event_t *ev);
 static ngx_int_t ngx_http_momo_call_limit(ngx_http_momo_call_t *call);
 static void ngx_http_momo_call_expire(ngx_http_momo_call_t *call);
@@ -114,6 +119,8 @@ ngx_http_momo_call(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx,
         return NGX_ERROR;
     }
 
+    ngx_http_momo_call_direct(r, sr, call);
+
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "momo call \"%V\" %ui", &call->uri, call->method);
 
@@ -148,6 +155,96 @@ ngx_http_momo_call(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx,
     ngx_add_timer(&call->deadline, NGX_HTTP_MOMO_CALL_MARGIN);
 
     return NGX_HTTP_MOMO_SUSPENDED;
+}
+
+
+/*
+ * A leg's location is an exact-match location, so its URI always maps to
+ * it.  Once nginx has mapped it in this worker (ngx_http_momo_call_mapped,
+ * with the location nginx chose), later calls enter that location the way
+ * ngx_http_named_location() enters a named one: from its rewrite phase,
+ * without the server's rewrite phase and the lookup of a URI whose
+ * location cannot change.  A body over the location's client_max_body_size
+ * takes nginx's own path, and its 413.
+ */
+
+static void
+ngx_http_momo_call_direct(ngx_http_request_t *r, ngx_http_request_t *sr,
+    ngx_http_momo_call_t *call)
+{
+    ngx_http_core_loc_conf_t  *clcf;
+    ngx_http_momo_srv_conf_t  *mscf;
+
+    if (call->leg == NGX_HTTP_MOMO_LEG_NOTIFY) {
+        return;
+    }
+
+    mscf = ngx_http_get_module_srv_conf(r, ngx_http_momo_module);
+
+    if (!(mscf->leg_mapped & (1 << call->leg))) {
+        return;
+    }
+
+    clcf = mscf->leg_clcf[call->leg];
+
+    if (clcf->client_max_body_size
+        && (off_t) call->body.len > clcf->client_max_body_size)
+    {
+        return;
+    }
+
+    call->loc_conf = clcf->loc_conf;
+    sr->write_event_handler = ngx_http_momo_call_enter;
+}
+
+
+/* what ngx_http_handler() does for a subrequest, in the leg's location */
+
+static void
+ngx_http_momo_call_enter(ngx_http_request_t *sr)
+{
+    ngx_http_momo_call_t       *call;
+    ngx_http_core_main_conf_t  *cmcf;
+
+    call = ngx_http_momo_call_of(sr);
+
+    sr->connection->log->action = NULL;
+    sr->loc_conf = call->loc_conf;
+    ngx_http_update_location_config(sr);
+
+    cmcf = ngx_http_get_module_main_conf(sr, ngx_http_core_module);
+
+    sr->phase_handler = cmcf->phase_engine.location_rewrite_index;
+    sr->valid_location = 1;
+#if (NGX_HTTP_GZIP)
+    sr->gzip_tested = 0;
+    sr->gzip_ok = 0;
+    sr->gzip_vary = 0;
+#endif
+
+    sr->write_event_handler = ngx_http_core_run_phases;
+    ngx_http_core_run_phases(sr);
+}
+
+
+/* the call's answer came from the leg's location: nginx mapped its URI */
+
+static void
+ngx_http_momo_call_mapped(ngx_http_request_t *sr, ngx_http_momo_call_t *call)
+{
+    ngx_http_momo_srv_conf_t  *mscf;
+
+    if (call->leg == NGX_HTTP_MOMO_LEG_NOTIFY || call->loc_conf) {
+        return;
+    }
+
+    mscf = ngx_http_get_module_srv_conf(sr, ngx_http_momo_module);
+
+    if (mscf->leg_clcf[call->leg]->exact_match
+        && sr->loc_conf == mscf->leg_clcf[call->leg]->loc_conf)
+    {
+        mscf->leg_mapped |= 1 << call->leg;
+    }
 }
 
 
@@ -396,6 +493,8 @@ ngx_http_momo_capture_header(ngx_http_request_t *r)
     if (call == NULL) {
         return ngx_http_next_header_filter(r);
     }
+
+    ngx_http_momo_call_mapped(r, call);
 
     clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
 

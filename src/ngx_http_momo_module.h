@@ -102,6 +102,7 @@ typedef struct {
     ngx_str_t                   legs[NGX_HTTP_MOMO_LEG_MAX];
     ngx_http_core_loc_conf_t   *leg_clcf[NGX_HTTP_MOMO_LEG_MAX];
     ngx_msec_t                  leg_time[NGX_HTTP_MOMO_LEG_MAX];
+    ngx_uint_t                  leg_mapped;     /* bits, per worker */
 } ngx_http_momo_srv_conf_t;
 
 
@@ -450,6 +451,7 @@ typedef struct {
     ngx_uint_t                  lease;          /* its lease's serial */
 
     ngx_http_request_t         *sr;
+    void                      **loc_conf;       /* entered directly */
     ngx_event_t                 deadline;       /* the call's time limit */
     size_t                      max;            /* of the answer's body */
     unsigned                    limit_known:1;
