@@ -970,13 +970,12 @@ ngx_http_momo_json_parser(ngx_pool_t *pool, yajl_alloc_funcs *afs,
         return NULL;
     }
 
-    /* the defaults, spelled out: strict JSON, valid UTF-8, one value */
-
-    yajl_config(h, yajl_allow_comments, 0);
-    yajl_config(h, yajl_dont_validate_strings, 0);
-    yajl_config(h, yajl_allow_trailing_garbage, 0);
-    yajl_config(h, yajl_allow_multiple_values, 0);
-    yajl_config(h, yajl_allow_partial_values, 0);
+    /*
+     * yajl_alloc() starts with every yajl_option off, which is what a
+     * payment needs: no comments, strings checked as UTF-8, no trailing
+     * garbage, one value, no partial value.  No yajl_config() call turns
+     * one on.
+     */
 
     return h;
 }

@@ -94,8 +94,10 @@ ngx_http_momo_pay_handler(ngx_http_request_t *r)
 
     if (h == NULL
         || h->value.len < ngx_http_momo_json_type.len
-        || ngx_strncasecmp(h->value.data, ngx_http_momo_json_type.data,
-                           ngx_http_momo_json_type.len) != 0
+        || (ngx_strncmp(h->value.data, ngx_http_momo_json_type.data,
+                        ngx_http_momo_json_type.len) != 0
+            && ngx_strncasecmp(h->value.data, ngx_http_momo_json_type.data,
+                               ngx_http_momo_json_type.len) != 0)
         || (h->value.len > ngx_http_momo_json_type.len
             && h->value.data[ngx_http_momo_json_type.len] != ';'
             && h->value.data[ngx_http_momo_json_type.len] != ' '
