@@ -115,6 +115,7 @@ ngx_http_momo_shm_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 
     for (i = 0; i < NGX_HTTP_MOMO_LRU_MAX; i++) {
         ngx_queue_init(&sh->lru[i]);
+        sh->sweep_at[i] = NULL;
     }
 
     ngx_http_momo_ledger_init(sh);

@@ -22,7 +22,7 @@
 
 
 #define NGX_HTTP_MOMO_SHM_MAGIC    0x6f6d6f6d    /* "momo" */
-#define NGX_HTTP_MOMO_SHM_VERSION  4     /* ledger entries stamped */
+#define NGX_HTTP_MOMO_SHM_VERSION  5     /* the sweep's place in its queues */
 
 #define NGX_HTTP_MOMO_TOKENS       NGX_HTTP_MOMO_ACCOUNTS
 #define NGX_HTTP_MOMO_BACKOFF      1000  /* ms after a failed refresh */
@@ -168,6 +168,8 @@ typedef struct {
     ngx_http_momo_node_t      **buckets;
     ngx_uint_t                  mask;
     ngx_queue_t                 lru[NGX_HTTP_MOMO_LRU_MAX];
+    /* where the sweep goes on in each queue; NULL: at its oldest record */
+    ngx_queue_t                *sweep_at[NGX_HTTP_MOMO_LRU_MAX];
 
     ngx_http_momo_probe_t       probes[NGX_HTTP_MOMO_PROBES];
     ngx_uint_t                  probe_next;
@@ -260,6 +262,8 @@ ngx_http_momo_node_t *ngx_http_momo_record_lookup(ngx_http_momo_shctx_t *sh,
     u_char *ref, uint32_t hash);
 ngx_http_momo_node_t *ngx_http_momo_record_create(ngx_http_momo_shctx_t *sh,
     ngx_slab_pool_t *shpool, u_char *ref, uint32_t hash);
+void ngx_http_momo_sweep_unlink(ngx_http_momo_shctx_t *sh,
+    ngx_http_momo_node_t *mn);
 void ngx_http_momo_record_touch(ngx_http_momo_shctx_t *sh,
     ngx_http_momo_node_t *mn);
 

@@ -592,6 +592,7 @@ void
 ngx_http_momo_record_touch(ngx_http_momo_shctx_t *sh,
     ngx_http_momo_node_t *mn)
 {
+    ngx_http_momo_sweep_unlink(sh, mn);
     ngx_queue_remove(&mn->queue);
     ngx_queue_insert_head(&sh->lru[ngx_http_momo_record_lru(&mn->rec)],
                           &mn->queue);
@@ -800,6 +801,7 @@ ngx_http_momo_record_free(ngx_http_momo_shctx_t *sh, ngx_slab_pool_t *shpool,
 
     *p = mn->next;
 
+    ngx_http_momo_sweep_unlink(sh, mn);
     ngx_queue_remove(&mn->queue);
     ngx_slab_free_locked(shpool, mn);
 }

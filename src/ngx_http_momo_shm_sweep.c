@@ -18,6 +18,12 @@
 #include "ngx_http_momo_shm.h"
 
 
+#define NGX_HTTP_MOMO_SWEEP_SCAN  4096  /* records looked at per call */
+
+
+static ngx_uint_t ngx_http_momo_sweep_queue(ngx_http_momo_shctx_t *sh,
+    ngx_uint_t i, ngx_http_momo_sweep_conf_t *conf, uint64_t now,
+    ngx_http_momo_due_t *due, ngx_uint_t max);
 static ngx_uint_t ngx_http_momo_sweep_pick(ngx_http_momo_shctx_t *sh,
     ngx_http_momo_node_t *mn, ngx_http_momo_sweep_conf_t *conf,
     uint64_t now, ngx_http_momo_due_t *due);
@@ -192,9 +198,15 @@ ngx_http_momo_sweep_release(ngx_shm_zone_t *zone)
 
 
 /*
- * What is due now, at most max entries, oldest payments first.  A payment
- * appears once per call, so once per sweep round; one that a request or
- * another call is working on (a live query or notify lease) waits.
+ * What is due now, at most max entries.  A payment appears once per call,
+ * so once per sweep round; one that a request or another call is working
+ * on (a live query or notify lease) waits.  Each queue is walked from its
+ * oldest record on, at most NGX_HTTP_MOMO_SWEEP_SCAN records per call, and
+ * the next call goes on where this one stopped: with a million payments
+ * pending, a call holds the zone's lock for a few thousand of them, not
+ * for all.  A queue none of whose records can be due (the pending ones
+ * without momo_reconcile, the unnotified ones without momo_notify) is not
+ * walked at all.
  */
 
 ngx_uint_t
@@ -202,9 +214,7 @@ ngx_http_momo_sweep_due(ngx_shm_zone_t *zone, ngx_http_momo_sweep_conf_t *conf,
     uint64_t now, ngx_http_momo_due_t *due, ngx_uint_t max)
 {
     ngx_uint_t              n, i;
-    ngx_queue_t            *q;
     ngx_slab_pool_t        *shpool;
-    ngx_http_momo_node_t   *mn;
     ngx_http_momo_shctx_t  *sh;
 
     sh = ngx_http_momo_shm_ctx(zone, &shpool);
@@ -220,19 +230,71 @@ ngx_http_momo_sweep_due(ngx_shm_zone_t *zone, ngx_http_momo_sweep_conf_t *conf,
 
     for (i = NGX_HTTP_MOMO_LRU_UNNOTIFIED; i < NGX_HTTP_MOMO_LRU_MAX; i++) {
 
-        for (q = ngx_queue_last(&sh->lru[i]);
-             q != ngx_queue_sentinel(&sh->lru[i]) && n < max;
-             q = ngx_queue_prev(q))
+        if ((i == NGX_HTTP_MOMO_LRU_UNNOTIFIED && !conf->notify)
+            || (i == NGX_HTTP_MOMO_LRU_PENDING && conf->nages == 0))
         {
-            mn = ngx_queue_data(q, ngx_http_momo_node_t, queue);
-
-            n += ngx_http_momo_sweep_pick(sh, mn, conf, now, &due[n]);
+            continue;
         }
+
+        n += ngx_http_momo_sweep_queue(sh, i, conf, now, &due[n], max - n);
     }
 
     ngx_shmtx_unlock(&shpool->mutex);
 
     return n;
+}
+
+
+static ngx_uint_t
+ngx_http_momo_sweep_queue(ngx_http_momo_shctx_t *sh, ngx_uint_t i,
+    ngx_http_momo_sweep_conf_t *conf, uint64_t now, ngx_http_momo_due_t *due,
+    ngx_uint_t max)
+{
+    ngx_uint_t             n, seen;
+    ngx_queue_t           *q, *end;
+    ngx_http_momo_node_t  *mn;
+
+    end = ngx_queue_sentinel(&sh->lru[i]);
+    q = sh->sweep_at[i] ? sh->sweep_at[i] : ngx_queue_last(&sh->lru[i]);
+
+    for (n = 0, seen = 0;
+         q != end && n < max && seen < NGX_HTTP_MOMO_SWEEP_SCAN;
+         q = ngx_queue_prev(q), seen++)
+    {
+        mn = ngx_queue_data(q, ngx_http_momo_node_t, queue);
+
+        n += ngx_http_momo_sweep_pick(sh, mn, conf, now, &due[n]);
+    }
+
+    /* the next call starts here, or at the oldest record again */
+
+    sh->sweep_at[i] = (q == end) ? NULL : q;
+
+    return n;
+}
+
+
+/*
+ * Under the lock, before a record leaves its place in its queue (touched,
+ * or freed): a sweep that was to go on at it goes on at the next one.
+ */
+
+void
+ngx_http_momo_sweep_unlink(ngx_http_momo_shctx_t *sh,
+    ngx_http_momo_node_t *mn)
+{
+    ngx_uint_t    i;
+    ngx_queue_t  *q;
+
+    for (i = 0; i < NGX_HTTP_MOMO_LRU_MAX; i++) {
+
+        if (sh->sweep_at[i] != &mn->queue) {
+            continue;
+        }
+
+        q = ngx_queue_prev(&mn->queue);
+        sh->sweep_at[i] = (q == ngx_queue_sentinel(&sh->lru[i])) ? NULL : q;
+    }
 }
 
 

@@ -92,6 +92,22 @@ sub main::kill_sweeper {
     return "killed\n";
 }
 
+# $n payments at once (16 at a time, each with its own key), as "N x status"
+sub main::pay_burst {
+    my $n = shift;
+    my $res = t::MomoFlow::burst($n, 16, sub {
+        my $i = shift;
+        my $body = t::MomoTest::pay_json(external_id => "order-170-b$i",
+                                         phone => '56733123453');
+        "POST /api/payments/mtn-momo HTTP/1.1\r\nHost: localhost\r\n"
+        . "Content-Type: application/json\r\nIdempotency-Key: key-170-$i\r\n"
+        . "Content-Length: " . length($body) . "\r\n\r\n$body"
+    });
+    my %st;
+    $st{$_->[0]}++ for @$res;
+    return join '', map { "$st{$_} x $_\n" } sort keys %st;
+}
+
 run_tests();
 
 __DATA__
@@ -188,3 +204,31 @@ t::MomoTest::emu_post('/_emu/config', '{"drop_callbacks": true}');
  qr/^0$/]
 --- error_log eval
 qr/\[warn\] .*momo: payment "[0-9a-f-]{36}" is still pending \d+s after MTN accepted it: the reconciler stops asking/
+
+
+
+=== TEST 4: 300 payments due at once, more than one sweep round takes (256): each is asked once and reaches the application once, and so does a payment taken after them
+The sweep goes on where its previous round stopped, and starts again at
+the oldest payment once it has been through them all.
+--- http_config eval
+$t::MomoTest::Account . "    momo_reconcile 1s 1h;\n    momo_status_rate 1000;\n"
+--- init
+t::MomoTest::emu_post('/_emu/config', '{"drop_callbacks": true, "final_delay_ms": 700}');
+--- request eval
+["GET /emu/health",
+ "GET /emu/wait?path=/_emu/sink/notify&count=300&timeout_ms=60000",
+ "POST /api/payments/mtn-momo\n"
+ . t::MomoTest::pay_json(external_id => 'order-170-last', phone => '56733123453'),
+ "GET /emu/wait?path=/_emu/sink/notify&count=301&timeout_ms=20000",
+ "GET /emu/requests?path=/_emu/sink/notify",
+ "GET /emu/requests?path=/collection/v1_0/requesttopay/&method=GET"]
+--- timeout: 90
+--- response_body_filters eval
+[[sub { main::pay_burst(300) }], ([\&main::summary]) x 5]
+--- response_body_like eval
+[qr/^300 x 200\n$/,
+ qr/^300$/,
+ qr/"status": "pending"/,
+ qr/^301$/,
+ qr/^301 successful null\n301 payments, at most 1 each\n$/,
+ qr/^301 payments queried, at most 1 times$/]
