@@ -919,6 +919,7 @@ sub reload_nginx ($$$$) {
 
     kill(SIGUSR1, $pid) or return 0;     # reopen the (removed) log files
     sleep $TestNginxSleep;
+    my @old = old_workers($pid);
     kill(SIGHUP, $pid) or return 0;
     sleep $TestNginxSleep * 3;
 
@@ -934,7 +935,7 @@ sub reload_nginx ($$$$) {
         my $raw = simple_http_get($ServerPort, '/ver', 1);
         my $ver = defined $raw && $raw =~ /\r\n\r\n(.*)\z/s ? $1 : undef;
         if (defined $ver && $ver eq $ConfigVersion) {
-            return 1 if ++$nsucc >= 10;
+            return 1 if ++$nsucc >= 10 && old_workers_closed(\@old, $deadline);
             next;
         }
         $nsucc = 0;
@@ -942,6 +943,33 @@ sub reload_nginx ($$$$) {
     }
 
     Test::More::fail("$name - failed to reload the configuration (HUP)");
+    return 1;
+}
+
+# the workers of the configuration a reload replaces
+sub old_workers ($) {
+    my $master = shift;
+    open my $in, '<', "/proc/$master/task/$master/children" or return ();
+    my @pids = split ' ', (<$in> // '');
+    close $in;
+    return @pids;
+}
+
+# until the deadline: has each of them stopped accepting (its title says
+# "is shutting down": it has closed its listening sockets) or exited?  A
+# new worker answering /ver does not prove it: an old one that had not run
+# yet since the HUP still accepts when it does.
+sub old_workers_closed ($$) {
+    my ($old, $deadline) = @_;
+    for my $w (@$old) {
+        while (time < $deadline) {
+            open my $in, '<', "/proc/$w/cmdline" or last;
+            my $title = do { local $/; <$in> } // '';
+            close $in;
+            last if $title eq '' || $title =~ /shutting down/;
+            sleep 0.02;
+        }
+    }
     return 1;
 }
 
