@@ -165,7 +165,9 @@ ngx_http_momo_call(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx,
  * ngx_http_named_location() enters a named one: from its rewrite phase,
  * without the server's rewrite phase and the lookup of a URI whose
  * location cannot change.  A body over the location's client_max_body_size
- * takes nginx's own path, and its 413.
+ * takes nginx's own path, and its 413.  A server-level rewrite that sends
+ * the leg's URI elsewhere keeps the leg unmapped (t/166); one that does so
+ * only on a condition of the client's request is decided at the first call.
  */
 
 static void

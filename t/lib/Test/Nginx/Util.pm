@@ -935,7 +935,10 @@ sub reload_nginx ($$$$) {
         my $raw = simple_http_get($ServerPort, '/ver', 1);
         my $ver = defined $raw && $raw =~ /\r\n\r\n(.*)\z/s ? $1 : undef;
         if (defined $ver && $ver eq $ConfigVersion) {
-            return 1 if ++$nsucc >= 10 && old_workers_closed(\@old, $deadline);
+            if (++$nsucc >= 10) {
+                wait_old_workers(\@old, $deadline);
+                return 1;
+            }
             next;
         }
         $nsucc = 0;
@@ -955,11 +958,11 @@ sub old_workers ($) {
     return @pids;
 }
 
-# until the deadline: has each of them stopped accepting (its title says
-# "is shutting down": it has closed its listening sockets) or exited?  A
-# new worker answering /ver does not prove it: an old one that had not run
-# yet since the HUP still accepts when it does.
-sub old_workers_closed ($$) {
+# until the deadline, until each of them has stopped accepting (its title
+# says "is shutting down": it has closed its listening sockets) or exited.
+# A new worker answering /ver does not prove it: an old one that had not
+# run yet since the HUP still accepts when it does.
+sub wait_old_workers ($$) {
     my ($old, $deadline) = @_;
     for my $w (@$old) {
         while (time < $deadline) {
@@ -970,7 +973,6 @@ sub old_workers_closed ($$) {
             sleep 0.02;
         }
     }
-    return 1;
 }
 
 sub simple_http_get ($$$) {
