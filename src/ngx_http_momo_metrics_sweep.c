@@ -54,8 +54,6 @@ ngx_http_momo_metrics_sweep(u_char *p, ngx_http_momo_main_conf_t *mmcf)
         return p;
     }
 
-    ngx_http_momo_zone_stats(mmcf->shm_zone, ngx_http_momo_wall_ms(), &st);
-
     notify = 0;
     use = mmcf->accounts.elts;
 
@@ -64,6 +62,10 @@ ngx_http_momo_metrics_sweep(u_char *p, ngx_http_momo_main_conf_t *mmcf)
             notify = 1;
         }
     }
+
+    /* without momo_notify, the notify gauges stay 0 */
+    ngx_http_momo_zone_stats(mmcf->shm_zone, ngx_http_momo_wall_ms(), notify,
+                             &st);
 
     p = ngx_http_momo_metrics_family(p, "momo_pending_payments", "gauge",
                                      "Payments MTN accepted without a final "
@@ -113,7 +115,7 @@ ngx_http_momo_metrics_sweep(u_char *p, ngx_http_momo_main_conf_t *mmcf)
                                      "acknowledged yet.");
 
     p = ngx_sprintf(p, "momo_notify_pending %ui\n",
-                    notify ? st.notify_pending : 0);
+                    st.notify_pending);
 
     p = ngx_http_momo_metrics_family(p,
                                      "momo_notify_oldest_undelivered_seconds",
@@ -122,7 +124,7 @@ ngx_http_momo_metrics_sweep(u_char *p, ngx_http_momo_main_conf_t *mmcf)
                                      "application has not acknowledged.");
 
     p = ngx_sprintf(p, "momo_notify_oldest_undelivered_seconds %uL\n",
-                    notify ? st.oldest_undelivered / 1000 : 0);
+                    st.oldest_undelivered / 1000);
 
     p = ngx_http_momo_metrics_family(p, "momo_notify_retries_total", "counter",
                                      "Deliveries started by the reconciler, "

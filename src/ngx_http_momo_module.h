@@ -401,7 +401,6 @@ typedef struct {
 typedef struct {
     ngx_uint_t                  pending[NGX_HTTP_MOMO_AGE_BUCKETS];
     ngx_uint_t                  notify_pending;
-    ngx_uint_t                  records;
     uint64_t                    oldest_undelivered;     /* age, ms */
 } ngx_http_momo_zone_stats_t;
 
@@ -626,7 +625,7 @@ void ngx_http_momo_count_call(ngx_shm_zone_t *zone, ngx_uint_t leg,
 ngx_http_momo_sweep_counters_t *ngx_http_momo_sweep_counters(
     ngx_shm_zone_t *zone);
 void ngx_http_momo_zone_stats(ngx_shm_zone_t *zone, uint64_t now,
-    ngx_http_momo_zone_stats_t *st);
+    ngx_uint_t notify, ngx_http_momo_zone_stats_t *st);
 
 /* ngx_http_momo_reconcile.c: the per-worker timer, sweeps, notifications */
 ngx_int_t ngx_http_momo_reconcile_init_process(ngx_cycle_t *cycle);

@@ -430,11 +430,17 @@ ngx_http_momo_sweep_swept(ngx_shm_zone_t *zone, u_char *ref, ngx_uint_t step)
 }
 
 
-/* for momo_metrics: one walk of the zone under the lock, counts only */
+/*
+ * For momo_metrics: a walk under the lock of the queues whose records it
+ * counts.  Settled and void records (the first queue, most of a busy
+ * zone) count for nothing and are not walked, nor, without momo_notify,
+ * the un-notified ones: a scrape holds the lock for the payments in
+ * flight, not for the zone.
+ */
 
 void
 ngx_http_momo_zone_stats(ngx_shm_zone_t *zone, uint64_t now,
-    ngx_http_momo_zone_stats_t *st)
+    ngx_uint_t notify, ngx_http_momo_zone_stats_t *st)
 {
     ngx_uint_t              lru;
     ngx_queue_t            *q;
@@ -451,7 +457,12 @@ ngx_http_momo_zone_stats(ngx_shm_zone_t *zone, uint64_t now,
 
     ngx_shmtx_lock(&shpool->mutex);
 
-    for (lru = 0; lru < NGX_HTTP_MOMO_LRU_MAX; lru++) {
+    for (lru = NGX_HTTP_MOMO_LRU_UNNOTIFIED; lru < NGX_HTTP_MOMO_LRU_MAX;
+         lru++)
+    {
+        if (lru == NGX_HTTP_MOMO_LRU_UNNOTIFIED && !notify) {
+            continue;
+        }
 
         for (q = ngx_queue_head(&sh->lru[lru]);
              q != ngx_queue_sentinel(&sh->lru[lru]);
@@ -472,8 +483,6 @@ ngx_http_momo_zone_stat(ngx_http_momo_node_t *mn, uint64_t now,
 {
     uint64_t    age;
     ngx_uint_t  i;
-
-    st->records++;
 
     if (!mn->rec.accepted || mn->sched.accepted_at == 0) {
         return;

@@ -49,19 +49,6 @@ sub main::deliveries {
     return $out;
 }
 
-# nginx's /metrics, polled (at most 20 s, longer under valgrind) until it
-# matches
-sub main::poll_metrics {
-    my $re = shift;
-    my $m = '';
-    t::MomoHttp::wait_for(sub {
-        (undef, $m) = t::MomoFlow::http($ENV{TEST_NGINX_SERVER_PORT}, 'GET',
-                                        '/metrics');
-        return $m =~ $re;
-    }, 20);
-    return $m;
-}
-
 # a short momo_notify_retry schedule, as long as the tries it makes take
 # (10 times longer under valgrind, so that the same number fits in it)
 sub main::retry_schedule (@) {
@@ -169,7 +156,7 @@ t::MomoTest::emu_post('/_emu/faults', '{"path": "/_emu/sink/notify", "status": 5
  "GET /metrics"]
 --- timeout: 30
 --- response_body_filters eval
-[[sub { main::poll_metrics(qr/result="given_up"\} 1\n/); $_[0] }], [], []]
+[[sub { t::MomoFlow::poll_metrics(qr/result="given_up"\} 1\n/); $_[0] }], [], []]
 --- response_body_like eval
 [qr/"status": "successful"/,
  qr/^[3-9]$/,

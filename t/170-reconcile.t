@@ -64,19 +64,6 @@ sub main::queries {
     return scalar(keys %n) . " payments queried, at most " . ($max // 0) . " times\n";
 }
 
-# nginx's /metrics, polled (at most 20 s) until it matches
-sub main::poll_metrics {
-    my $re = shift;
-    my $m = '';
-    for (1 .. 400) {
-        (undef, $m) = t::MomoFlow::http($ENV{TEST_NGINX_SERVER_PORT}, 'GET',
-                                        '/metrics');
-        last if $m =~ $re;
-        select undef, undef, undef, 0.05;
-    }
-    return $m;
-}
-
 # SIGKILL to the worker that sweeps (the last one the error log names)
 sub main::kill_sweeper {
     my $body = shift;
@@ -164,7 +151,7 @@ t::MomoTest::emu_post('/_emu/faults', '{"method": "GET", "path": "/collection/v1
 --- timeout: 25
 --- response_body_filters eval
 [([\&main::summary]) x 5, [\&main::kill_sweeper], [\&main::summary], [\&main::summary],
- [sub { main::poll_metrics(qr/momo_notify_pending 0\n/) }]]
+ [sub { t::MomoFlow::poll_metrics(qr/momo_notify_pending 0\n/) }]]
 --- response_body_like eval
 [(qr/"status": "pending"/) x 4,
  qr/^[1-4]$/,
@@ -195,7 +182,7 @@ t::MomoTest::emu_post('/_emu/config', '{"drop_callbacks": true}');
  "GET /emu/count?path=/_emu/sink/notify"]
 --- timeout: 25
 --- response_body_filters eval
-[[\&main::summary, sub { main::poll_metrics(qr/result="given_up"\} 1\n/); $_[0] }],
+[[\&main::summary, sub { t::MomoFlow::poll_metrics(qr/result="given_up"\} 1\n/); $_[0] }],
  [\&main::summary], [\&main::summary], [\&main::summary]]
 --- response_body_like eval
 [qr/"status": "pending"/,

@@ -173,6 +173,18 @@ sub check {
     Test::More::like($got->[1], $like, "$0 $name - body");
 }
 
+# nginx's /metrics, polled until it matches $re (at most $timeout s, 20 by
+# default, longer under valgrind): the last scrape
+sub poll_metrics {
+    my ($re, $timeout) = @_;
+    my $m = '';
+    t::MomoHttp::wait_for(sub {
+        (undef, $m) = http($ENV{TEST_NGINX_SERVER_PORT}, 'GET', '/metrics');
+        return $m =~ $re;
+    }, $timeout // 20);
+    return $m;
+}
+
 # POST a JSON body to nginx, with an Idempotency-Key unless it is undef
 sub post_json {
     my ($path, $key, $body) = @_;
