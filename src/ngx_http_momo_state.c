@@ -33,7 +33,6 @@
 
 #define NGX_HTTP_MOMO_STATE_MAGIC    "MOMOSTAT"
 #define NGX_HTTP_MOMO_STATE_FORMAT   2       /* of the file */
-#define NGX_HTTP_MOMO_STATE_MAX      (64 * 1024 * 1024)
 
 
 typedef struct {
@@ -71,6 +70,8 @@ typedef struct {
 } ngx_http_momo_state_job_t;
 
 
+static u_char *ngx_http_momo_state_read(ngx_fd_t fd, size_t size,
+    ngx_log_t *log);
 static ngx_int_t ngx_http_momo_state_check(ngx_http_momo_state_header_t *h,
     size_t size);
 static void ngx_http_momo_state_aside(ngx_str_t *path, char *why,
@@ -108,7 +109,6 @@ ngx_http_momo_state_load(ngx_shm_zone_t *zone, ngx_http_momo_shctx_t *sh,
 {
     u_char                        *buf;
     size_t                         size;
-    ssize_t                        n;
     ngx_fd_t                       fd;
     ngx_err_t                      err;
     ngx_int_t                      rc;
@@ -147,22 +147,14 @@ ngx_http_momo_state_load(ngx_shm_zone_t *zone, ngx_http_momo_shctx_t *sh,
     buf = NULL;
     rc = NGX_HTTP_MOMO_STATE_CORRUPT;
 
-    if (ngx_fd_info(fd, &fi) == NGX_FILE_ERROR
-        || ngx_file_size(&fi) > NGX_HTTP_MOMO_STATE_MAX)
-    {
+    if (ngx_fd_info(fd, &fi) == NGX_FILE_ERROR) {
         goto done;
     }
 
     size = ngx_file_size(&fi);
 
-    buf = ngx_alloc(size + 1, zone->shm.log);
+    buf = ngx_http_momo_state_read(fd, size, zone->shm.log);
     if (buf == NULL) {
-        goto done;
-    }
-
-    n = ngx_read_fd(fd, buf, size);
-
-    if (n != (ssize_t) size) {
         goto done;
     }
 
@@ -199,6 +191,42 @@ done:
 }
 
 
+/*
+ * The whole file, however large: a zone of any size writes all it holds
+ * (its entries are smaller than its records), and one read() returns at
+ * most 2G.  NULL: out of memory, or the file shrank under us.
+ */
+
+static u_char *
+ngx_http_momo_state_read(ngx_fd_t fd, size_t size, ngx_log_t *log)
+{
+    u_char   *buf;
+    size_t    done;
+    ssize_t   n;
+
+    buf = ngx_alloc(size + 1, log);
+    if (buf == NULL) {
+        return NULL;
+    }
+
+    for (done = 0; done < size; done += n) {
+        n = ngx_read_fd(fd, buf + done, size - done);
+
+        if (n == -1 && ngx_errno == NGX_EINTR) {
+            n = 0;
+            continue;
+        }
+
+        if (n <= 0) {
+            ngx_free(buf);
+            return NULL;
+        }
+    }
+
+    return buf;
+}
+
+
 static ngx_int_t
 ngx_http_momo_state_check(ngx_http_momo_state_header_t *h, size_t size)
 {
@@ -224,8 +252,10 @@ ngx_http_momo_state_check(ngx_http_momo_state_header_t *h, size_t size)
         return NGX_HTTP_MOMO_STATE_VERSION;
     }
 
-    if (h->count > NGX_HTTP_MOMO_STATE_MAX / h->entry_size
-        || h->ledger_count > NGX_HTTP_MOMO_STATE_MAX / h->ledger_size)
+    /* counts no file of this size can hold; and no overflow below */
+
+    if (h->count > size / h->entry_size
+        || h->ledger_count > size / h->ledger_size)
     {
         return NGX_HTTP_MOMO_STATE_CORRUPT;
     }
@@ -571,8 +601,9 @@ ngx_http_momo_state_snapshot(ngx_shm_zone_t *zone, ngx_str_t *path,
     h->ledger_count = nl;
     h->written_at = ngx_http_momo_wall_ms();
 
+    /* h->crc: by ngx_http_momo_state_write(), out of the event loop */
+
     size = nl * h->ledger_size + n * h->entry_size;
-    h->crc = ngx_crc32_long((u_char *) l, size);
 
     job->len = sizeof(ngx_http_momo_state_header_t) + size;
     job->written_at = h->written_at;
@@ -588,20 +619,26 @@ failed:
 
 
 /*
- * System calls only (it runs in a thread): PATH.tmp.PID, written, synced,
+ * In a thread (or the exiting master): the crc of a zone's worth of
+ * payments, then system calls only: PATH.tmp.PID, written, synced,
  * renamed over PATH.
  */
 
 static void
 ngx_http_momo_state_write(ngx_http_momo_state_job_t *job)
 {
-    u_char     tmp[NGX_MAX_PATH];
-    size_t     done;
-    ssize_t    n;
-    ngx_fd_t   fd;
+    u_char                         tmp[NGX_MAX_PATH];
+    size_t                         done;
+    ssize_t                        n;
+    ngx_fd_t                       fd;
+    ngx_http_momo_state_header_t  *h;
 
     job->err = 0;
     job->failed = NULL;
+
+    h = (ngx_http_momo_state_header_t *) job->data;
+    h->crc = ngx_crc32_long((u_char *) (h + 1),
+                            job->len - sizeof(ngx_http_momo_state_header_t));
 
     if (ngx_strlen(job->path) + sizeof(".tmp.") + NGX_INT64_LEN
         > NGX_MAX_PATH)

@@ -10,6 +10,7 @@ use t::MomoTest;
 use t::MomoFlow;
 use JSON::PP;
 use POSIX qw(SIGKILL);
+use Compress::Zlib ();
 
 $t::MomoTest::KeepMtn = 1;
 
@@ -22,6 +23,8 @@ our $State = "$ENV{TEST_NGINX_SERVROOT}-momo.state";
 our $Trunc = "$ENV{TEST_NGINX_SERVROOT}-momo-trunc.state";
 our $Other = "$ENV{TEST_NGINX_SERVROOT}-momo-other.state";
 our $Ledger = "$ENV{TEST_NGINX_SERVROOT}-momo-ledger.state";
+our $Big = "$ENV{TEST_NGINX_SERVROOT}-momo-big.state";
+our $BigGrown = "$ENV{TEST_NGINX_SERVROOT}-momo-big-grown.state";
 
 unlink glob("$ENV{TEST_NGINX_SERVROOT}-momo*.state*");
 
@@ -203,6 +206,58 @@ sub main::ledger_written {
     }
     return "not written\n";
 }
+
+our $StatusLoc = <<'_EOC_';
+    location /api/payments/mtn-momo/status/ {
+        momo_status;
+    }
+_EOC_
+
+# a zone of 256m, and its file
+sub main::big_config {
+    my ($path, $size) = @_;
+    $size //= '256m';
+    return main::http_config($path) =~ s/momo_zone 1m /momo_zone $size /r;
+}
+
+our $BigRef = t::MomoFlow::key_ref('big-1');
+our $BigN = 0;      # the payments added to the file
+our $BigLast = 0x18fffff;   # the last one's fixed_ref
+
+# the file of TEST 10 (one settled payment, $BigRef) grown past 64 MB, as
+# $BigGrown: copies of its entry, each with a reference id of its own, a
+# new count and crc; what nginx wrote before them is kept.  Made before
+# TEST 12's nginx starts (TEST 11's still runs: it leaves $Big as it is)
+sub main::grow_big {
+    open my $in, '<:raw', $main::Big or die "$main::Big: $!";
+    my $data = do { local $/; <$in> };
+    close $in;
+    my ($magic, $version, $esize, $count, $at, $crc, $lsize, $lcount)
+        = unpack 'a8 L L Q Q L L Q', $data;
+    my $entries = 48 + $lcount * $lsize;
+    my $at_ref = index($data, $main::BigRef, $entries);
+    die "$main::BigRef not in $main::Big\n" if $at_ref < 0;
+    my $i = int(($at_ref - $entries) / $esize);
+    my $entry = substr($data, $entries + $i * $esize, $esize);
+    my $off = $at_ref - $entries - $i * $esize;
+    $main::BigN = int(64 * 1024 * 1024 / $esize) + 1000;
+    my $more = '';
+    for my $n (1 .. $main::BigN) {
+        substr($entry, $off, 36) = t::MomoFlow::fixed_ref(
+            $n == $main::BigN ? $main::BigLast : 0x1800000 + $n);
+        $more .= $entry;
+    }
+    my $body = substr($data, 48) . $more;
+    open my $out, '>:raw', $main::BigGrown or die "$main::BigGrown: $!";
+    print $out pack('a8 L L Q Q L L Q', $magic, $version, $esize,
+                    $count + $main::BigN, $at, Compress::Zlib::crc32($body),
+                    $lsize, $lcount), $body;
+    close $out;
+    Test::More::cmp_ok(length($body) + 48, '>', 64 * 1024 * 1024,
+                       "$0 TEST 12: the file is over 64 MB");
+}
+
+add_block_preprocessor(sub { main::grow_big() if $_[0]->name =~ /^TEST 12:/ });
 
 run_tests();
 
@@ -454,3 +509,77 @@ POST /disbursement/v1_0/refund ref=REF2
 POST /disbursement/v1_0/refund ref=REF3
 POST /disbursement/v1_0/refund ref=REF4
 $}
+
+
+
+=== TEST 10: a zone of 256m: a payment settled, then QUIT writes the file
+--- http_config eval
+main::big_config($main::Big)
+--- init
+t::MomoFlow::check('TEST 10: the payment', [t::MomoFlow::post_json(
+    '/api/payments/mtn-momo', 'big-1',
+    t::MomoTest::pay_json(external_id => 'order-180-big', phone => '56733123453'))],
+    200, qr/"status": "pending"/);
+--- config eval
+$main::Config . $main::StatusLoc
+--- request eval
+"GET /api/payments/mtn-momo/status/$main::BigRef"
+--- response_body_like: "status": "successful"
+
+
+
+=== TEST 11: started again: the settled payment is served from the zone (MTN is not asked again)
+--- http_config eval
+main::big_config($main::Big)
+--- config eval
+$main::Config . $main::StatusLoc
+--- request eval
+["GET /api/payments/mtn-momo/status/$main::BigRef",
+ "GET /emu/count?path=/collection/v1_0/requesttopay/$main::BigRef&method=GET"]
+--- response_body_like eval
+[qr/"status": "successful", "amount": "100", "currency": "EUR", "external_id": "order-180-big"/,
+ qr/^1$/]
+
+
+
+=== TEST 12: that file grown past 64 MB (150,000 payments and more): loaded whole, each payment served from the zone
+--- http_config eval
+main::big_config($main::BigGrown)
+--- config eval
+$main::Config . $main::StatusLoc
+--- request eval
+["GET /metrics",
+ "GET /api/payments/mtn-momo/status/" . t::MomoFlow::fixed_ref($main::BigLast),
+ "GET /api/payments/mtn-momo/status/" . t::MomoFlow::fixed_ref(0x1800001),
+ "GET /api/payments/mtn-momo/status/$main::BigRef",
+ "GET /emu/count?path=/collection/v1_0/requesttopay/" . t::MomoFlow::fixed_ref(0x1800001)]
+--- response_body_filters eval
+[[sub { $_[0] =~ /momo_state_loads_total\{result="loaded"\} (\d+)\n(?:.*\n)*?momo_state_records_loaded (\d+)\n/
+        ? "loaded $1, " . ($2 - $main::BigN) . " more than were added\n" : $_[0] }],
+ [], [], [], []]
+--- response_body_like eval
+[qr/^loaded 1, 1 more than were added\n$/,
+ qr/"status": "successful", "amount": "100", "currency": "EUR", "external_id": "order-180-big"/,
+ qr/"status": "successful", "amount": "100", "currency": "EUR", "external_id": "order-180-big"/,
+ qr/"status": "successful", "amount": "100", "currency": "EUR", "external_id": "order-180-big"/,
+ qr/^0$/]
+
+
+
+=== TEST 13: that file, as TEST 12's nginx left it, in a zone of 16m: nginx starts with what fits, the last payments of the file
+The payments TEST 12 queried are the file's last; the first added, never
+queried, made room for them.
+--- http_config eval
+main::big_config($main::BigGrown, '16m')
+--- config eval
+$main::Config . $main::StatusLoc
+--- request eval
+["GET /metrics",
+ "GET /api/payments/mtn-momo/status/" . t::MomoFlow::fixed_ref($main::BigLast),
+ "GET /api/payments/mtn-momo/status/" . t::MomoFlow::fixed_ref(0x1800002)]
+--- response_body_like eval
+[qr/momo_state_loads_total\{result="loaded"\} 1\n/,
+ qr/"status": "successful", "amount": "100", "currency": "EUR", "external_id": "order-180-big"/,
+ qr/"code": "NOT_FOUND"/]
+--- error_code eval
+[200, 200, 404]
