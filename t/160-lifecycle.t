@@ -52,15 +52,6 @@ _EOC_
     }
 });
 
-# runs t/h2client.py; one hash per stream
-sub h2 (@) {
-    my @args = @_;
-    my $out = `/usr/bin/python3 $t::MomoTest::Root/t/h2client.py --port $ENV{TEST_NGINX_H2_PORT} @args`;
-    return [map { JSON::PP::decode_json($_) } grep { /^\{/ } split /\n/, $out];
-}
-
-sub q ($) { my $s = shift; $s =~ s/'/'\\''/g; return "'$s'" }
-
 # each stream ended with this status and a body matching this pattern
 sub streams_ok ($$) {
     my ($got, $want) = @_;
@@ -99,8 +90,8 @@ __DATA__
 
 === TEST 1: HTTP/2 with the window held at 0: the payment's body arrives once the client reads, and the request is logged
 --- init
-my $got = ::h2('--window 0 --hold 1',
-               ::q("POST /api/payments/mtn-momo " . t::MomoTest::pay_json()));
+my $got = t::MomoFlow::h2('--window 0 --hold 1',
+               t::MomoFlow::shq("POST /api/payments/mtn-momo " . t::MomoTest::pay_json()));
 ::streams_ok($got, [[200, qr/"status": "pending"/]]);
 Test::More::ok(::logged(qr{"POST /api/payments/mtn-momo HTTP/2.0" 200 }),
                "the payment has its access-log line");
@@ -110,9 +101,9 @@ Test::More::ok(::logged(qr{"POST /api/payments/mtn-momo HTTP/2.0" 200 }),
 === TEST 2: HTTP/2 with the window at 0: a status answer and a refused payment arrive too, all logged
 --- init
 ::mtn_payment();
-my $got = ::h2('--window 0 --hold 1',
-               ::q("GET /api/payments/mtn-momo/status/$::Ref"),
-               ::q("POST /api/payments/mtn-momo " . t::MomoTest::pay_json(amount => '0')));
+my $got = t::MomoFlow::h2('--window 0 --hold 1',
+               t::MomoFlow::shq("GET /api/payments/mtn-momo/status/$::Ref"),
+               t::MomoFlow::shq("POST /api/payments/mtn-momo " . t::MomoTest::pay_json(amount => '0')));
 ::streams_ok($got, [[200, qr/"reference_id": "$::Ref", "status": "pending"/],
                     [400, qr/"code": "INVALID_AMOUNT"/]]);
 Test::More::ok(::logged(qr{"GET /api/payments/mtn-momo/status/$::Ref HTTP/2.0" 200 }),
@@ -127,9 +118,9 @@ Test::More::ok(::logged(qr{"POST /api/payments/mtn-momo HTTP/2.0" 400 }),
 t::MomoTest::emu_post('/_emu/faults',
     '{"path": "/_emu/sink/big", "hostile": "big", "size": 262144}');
 ::mtn_payment();
-my $got = ::h2('--busy --hold 1', ::q("GET /big"),
-               ::q("POST /api/payments/mtn-momo " . t::MomoTest::pay_json()),
-               ::q("GET /api/payments/mtn-momo/status/$::Ref"));
+my $got = t::MomoFlow::h2('--busy --hold 1', t::MomoFlow::shq("GET /big"),
+               t::MomoFlow::shq("POST /api/payments/mtn-momo " . t::MomoTest::pay_json()),
+               t::MomoFlow::shq("GET /api/payments/mtn-momo/status/$::Ref"));
 ::streams_ok($got, [[200, qr/^\{"status": "PENDING", "pad": "x+"\}\z/],
                     [200, qr/"status": "pending"/],
                     [200, qr/"reference_id": "$::Ref"/]]);
@@ -149,8 +140,8 @@ t::MomoTest::emu_post('/_emu/config',
 t::MomoTest::emu_post('/_emu/faults', JSON::PP::encode_json(
     { path => $::StatusPath, delay_ms => 2000, times => 1 }));
 my $emu = "http://127.0.0.1:$t::MomoTest::EmuPort/_emu/count?path=$::StatusPath";
-my $got = ::h2("--cancel-when '$emu=1' --linger 4",
-               ::q("GET /api/payments/mtn-momo/status/$::Ref"));
+my $got = t::MomoFlow::h2("--cancel-when '$emu=1' --linger 4",
+               t::MomoFlow::shq("GET /api/payments/mtn-momo/status/$::Ref"));
 Test::More::is($got->[0]{ended}, 'cancelled', "the stream was cancelled");
 Test::More::ok(::logged(qr{"GET /api/payments/mtn-momo/status/$::Ref HTTP/2.0"}),
                "the cancelled request has ended");
@@ -208,8 +199,8 @@ is larger than its subrequest_output_buffer_size (16384); it is treated as no an
 ::mtn_payment();
 t::MomoTest::emu_post("/_emu/payments/$::Ref/status",
                       '{"status": "SUCCESSFUL", "callback": false}');
-my $got = ::h2('--window 0 --hold 1',
-               ::q("GET /api/payments/mtn-momo/status/$::Ref"));
+my $got = t::MomoFlow::h2('--window 0 --hold 1',
+               t::MomoFlow::shq("GET /api/payments/mtn-momo/status/$::Ref"));
 ::streams_ok($got, [[200, qr/"reference_id": "$::Ref", "status": "successful"/]]);
 Test::More::ok(::logged(qr{"GET /api/payments/mtn-momo/status/$::Ref HTTP/2.0" 200 }),
                "the status query has its access-log line");

@@ -76,15 +76,6 @@ sub refund_json {
         payer_message => 'Refund 1', payee_note => 'Refund 1' });
 }
 
-# runs t/h2client.py; one hash per stream
-sub h2 (@) {
-    my @args = @_;
-    my $out = `/usr/bin/python3 $t::MomoTest::Root/t/h2client.py --port $ENV{TEST_NGINX_H2_PORT} @args`;
-    return [map { JSON::PP::decode_json($_) } grep { /^\{/ } split /\n/, $out];
-}
-
-sub q ($) { my $s = shift; $s =~ s/'/'\\''/g; return "'$s'" }
-
 sub check {
     my ($name, $res, $status, $like) = @_;
     t::MomoFlow::check($name, [$res->{status}, $res->{body}], $status, $like);
@@ -171,8 +162,8 @@ my $body = ::refund_json($ref, '60');
 t::MomoTest::emu_post('/_emu/faults', JSON::PP::encode_json(
     { method => 'POST', path => '/disbursement/v1_0/refund', delay_ms => 500, times => 1 }));
 my $emu = "http://127.0.0.1:$t::MomoTest::EmuPort/_emu/count?path=/disbursement/v1_0/refund&method=POST";
-my $got = ::h2("--cancel-when '$emu=1' --linger 1 --header Idempotency-Key:rst-3",
-               ::q("POST /api/refunds/mtn-momo $body"));
+my $got = t::MomoFlow::h2("--cancel-when '$emu=1' --linger 1 --header Idempotency-Key:rst-3",
+               t::MomoFlow::shq("POST /api/refunds/mtn-momo $body"));
 Test::More::is($got->[0]{ended}, 'cancelled', "$0 TEST 3: the stream was cancelled");
 Test::More::ok(t::MomoHttp::wait_for(sub {
     grep { m{"POST /api/refunds/mtn-momo HTTP/2.0"} } @{ Test::Nginx::Util::access_log_data() }
@@ -199,8 +190,8 @@ t::MomoFlow::mtn_refund(ref => t::MomoFlow::key_ref('c409', undef, 'refund'),
 t::MomoTest::emu_post('/_emu/faults', JSON::PP::encode_json(
     { method => 'GET', path => '/disbursement/v1_0/refund/', delay_ms => 500, times => 1 }));
 my $emu = "http://127.0.0.1:$t::MomoTest::EmuPort/_emu/count?path=/disbursement/v1_0/refund/&method=GET";
-my $got = ::h2("--cancel-when '$emu=1' --linger 1 --header Idempotency-Key:c409",
-               ::q("POST /api/refunds/mtn-momo " . ::refund_json($ref, '60')));
+my $got = t::MomoFlow::h2("--cancel-when '$emu=1' --linger 1 --header Idempotency-Key:c409",
+               t::MomoFlow::shq("POST /api/refunds/mtn-momo " . ::refund_json($ref, '60')));
 Test::More::is($got->[0]{ended}, 'cancelled', "$0 TEST 4: the stream was cancelled");
 ::check('TEST 4: 60 more, another key', ::op('/api/refunds/mtn-momo', 'c409b',
         ::refund_json($ref, '60')), 422, qr/"code": "REFUND_EXCEEDS_PAYMENT"/);

@@ -6,6 +6,8 @@
 # rewrite of the leg's URI, and the location's client_max_body_size.
 
 use t::MomoTest;
+use t::MomoHttp;
+use t::MomoFlow;
 use JSON::PP ();
 
 plan 'no_plan';
@@ -13,6 +15,8 @@ plan 'no_plan';
 # one worker: what it learned from one call is what the next calls use
 workers(1);
 check_accum_error_log();
+
+$ENV{TEST_NGINX_H2_PORT} = t::MomoTest::free_port();
 
 # the shipped locations; requesttopay adds a header of its own
 $ENV{TEST_NGINX_MOMO_MARKED_LOCATIONS} =
@@ -114,3 +118,40 @@ __DATA__
 --- response_body_like eval
 ['"status": "pending"', '"status": "unknown"', '"status": "unknown"',
  '"status": "pending"', '^2 call\(s\), ']
+
+
+
+=== TEST 4: a payment cancelled by RST_STREAM while MTN has its POST, after a first payment mapped the leg: the call ends; the retry, under the same reference id, gets the payment; MTN holds it once
+The cancelled call leaves nothing proven: the retry sends the payment again
+with the same reference id, MTN refuses the copy (409), and the gateway
+answers with what MTN has.
+--- init
+my $key = 'rst-166';
+my $ref = t::MomoFlow::key_ref($key);
+my $emu = "http://127.0.0.1:$t::MomoTest::EmuPort/_emu/count?path=/collection/v1_0/requesttopay&method=POST";
+t::MomoFlow::check('TEST 4: the first payment', [t::MomoFlow::post_json(
+    '/api/payments/mtn-momo', undef, t::MomoTest::pay_json())], 200, qr/"status": "pending"/);
+t::MomoTest::emu_post('/_emu/faults', JSON::PP::encode_json(
+    { method => 'POST', path => '/collection/v1_0/requesttopay', delay_ms => 500, times => 1 }));
+my $got = t::MomoFlow::h2("--cancel-when '$emu=2' --linger 1 --header Idempotency-Key:$key",
+    t::MomoFlow::shq("POST /api/payments/mtn-momo " . t::MomoTest::pay_json()));
+Test::More::is($got->[0]{ended}, 'cancelled', "$0 TEST 4: the stream was cancelled");
+Test::More::ok(t::MomoHttp::wait_for(sub {
+    grep { m{"POST /api/payments/mtn-momo HTTP/2.0"} } @{ Test::Nginx::Util::access_log_data() }
+}, 10), "$0 TEST 4: the cancelled request has ended");
+t::MomoFlow::check('TEST 4: the retry', [t::MomoFlow::post_json(
+    '/api/payments/mtn-momo', $key, t::MomoTest::pay_json())], 200,
+    qr/"reference_id": "$ref", "status": "\w+", "message": "Payment request was already sent for this Idempotency-Key"/);
+my $held = JSON::PP::decode_json(t::MomoTest::emu_get('/_emu/payments'));
+Test::More::is(scalar(grep { lc $_->{referenceId} eq $ref } @$held), 1,
+               "$0 TEST 4: MTN holds the payment once");
+--- config
+    listen 127.0.0.1:$TEST_NGINX_H2_PORT http2;
+
+    location = /api/payments/mtn-momo {
+        momo_pay;
+    }
+--- request
+GET /emu/count?path=/collection/v1_0/requesttopay&method=POST
+--- response_body: 3
+--- timeout: 30

@@ -173,6 +173,17 @@ sub check {
     Test::More::like($got->[1], $like, "$0 $name - body");
 }
 
+# runs t/h2client.py against nginx's HTTP/2 listener
+# ($TEST_NGINX_H2_PORT) with these arguments; one hash per stream
+sub h2 (@) {
+    my @args = @_;
+    my $out = `/usr/bin/python3 $t::MomoTest::Root/t/h2client.py --port $ENV{TEST_NGINX_H2_PORT} @args`;
+    return [map { JSON::PP::decode_json($_) } grep { /^\{/ } split /\n/, $out];
+}
+
+# one argument for the shell
+sub shq ($) { my $s = shift; $s =~ s/'/'\\''/g; return "'$s'" }
+
 # nginx's /metrics, polled until it matches $re (at most $timeout s, 20 by
 # default, longer under valgrind): the last scrape
 sub poll_metrics {
