@@ -118,6 +118,9 @@ ngx_http_momo_shm_init_zone(ngx_shm_zone_t *shm_zone, void *data)
         sh->sweep_at[i] = NULL;
     }
 
+    sh->snap_walk = 0;
+    sh->snap_at = NULL;
+
     ngx_http_momo_ledger_init(sh);
 
     /*

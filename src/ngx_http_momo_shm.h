@@ -22,7 +22,7 @@
 
 
 #define NGX_HTTP_MOMO_SHM_MAGIC    0x6f6d6f6d    /* "momo" */
-#define NGX_HTTP_MOMO_SHM_VERSION  5     /* the sweep's place in its queues */
+#define NGX_HTTP_MOMO_SHM_VERSION  6     /* the state file's walk */
 
 #define NGX_HTTP_MOMO_TOKENS       NGX_HTTP_MOMO_ACCOUNTS
 #define NGX_HTTP_MOMO_BACKOFF      1000  /* ms after a failed refresh */
@@ -170,6 +170,12 @@ typedef struct {
     ngx_queue_t                 lru[NGX_HTTP_MOMO_LRU_MAX];
     /* where the sweep goes on in each queue; NULL: at its oldest record */
     ngx_queue_t                *sweep_at[NGX_HTTP_MOMO_LRU_MAX];
+    /* the state file's walk (ngx_http_momo_state_save.c): its number, the
+     * queue it copies, the next record it copies there (the sentinel: the
+     * queue is done; NULL: no walk) */
+    ngx_uint_t                  snap_walk;
+    ngx_uint_t                  snap_lru;
+    ngx_queue_t                *snap_at;
 
     ngx_http_momo_probe_t       probes[NGX_HTTP_MOMO_PROBES];
     ngx_uint_t                  probe_next;

@@ -276,7 +276,8 @@ ngx_http_momo_sweep_queue(ngx_http_momo_shctx_t *sh, ngx_uint_t i,
 
 /*
  * Under the lock, before a record leaves its place in its queue (touched,
- * or freed): a sweep that was to go on at it goes on at the next one.
+ * or freed): a sweep, or the state file's walk, that was to go on at it
+ * goes on at the next one.
  */
 
 void
@@ -294,6 +295,10 @@ ngx_http_momo_sweep_unlink(ngx_http_momo_shctx_t *sh,
 
         q = ngx_queue_prev(&mn->queue);
         sh->sweep_at[i] = (q == ngx_queue_sentinel(&sh->lru[i])) ? NULL : q;
+    }
+
+    if (sh->snap_at == &mn->queue) {
+        sh->snap_at = ngx_queue_prev(&mn->queue);
     }
 }
 

@@ -7,11 +7,9 @@
  * reconcile and notify schedules, kept in a file across restarts, the
  * way nginx's keyval_zone state= does.
  *
- * Written by the sweeping worker when the zone changed (at most once per
- * NGX_HTTP_MOMO_STATE_PERIOD), in a thread pool task, and by the master
- * when it exits; always to a temporary file renamed over the old one, so
- * a reader sees the old file or the new one, never half of one.  Read by
- * the master when it creates a zone.  A file that is truncated, damaged,
+ * Written by ngx_http_momo_state_save.c; always to a temporary file
+ * renamed over the old one, so a reader sees the old file or the new one,
+ * never half of one.  Read here, by the master when it creates a zone.  A file that is truncated, damaged,
  * or written by another version of the module is renamed aside, logged,
  * and the zone starts without it.
  *
@@ -29,45 +27,7 @@
 #include <ngx_http.h>
 
 #include "ngx_http_momo_shm.h"
-
-
-#define NGX_HTTP_MOMO_STATE_MAGIC    "MOMOSTAT"
-#define NGX_HTTP_MOMO_STATE_FORMAT   2       /* of the file */
-
-
-typedef struct {
-    u_char                      magic[8];
-    uint32_t                    version;
-    uint32_t                    entry_size;
-    uint64_t                    count;
-    uint64_t                    written_at;     /* wall-clock ms */
-    uint32_t                    crc;            /* of all that follows */
-    uint32_t                    ledger_size;    /* a ledger entry's */
-    uint64_t                    ledger_count;
-} ngx_http_momo_state_header_t;
-
-
-/* as far as every version's header goes: magic and version */
-#define NGX_HTTP_MOMO_STATE_VERSIONED                                        \
-    offsetof(ngx_http_momo_state_header_t, entry_size)
-
-
-typedef struct {
-    ngx_http_momo_record_t      rec;
-    ngx_http_momo_sched_t       sched;
-} ngx_http_momo_state_entry_t;
-
-
-typedef struct {
-    u_char                     *path;           /* null-terminated */
-    u_char                     *data;
-    size_t                      len;
-    uint64_t                    written_at;
-    ngx_err_t                   err;
-    char                       *failed;         /* the call that failed */
-    ngx_pool_t                 *pool;
-    ngx_shm_zone_t             *zone;
-} ngx_http_momo_state_job_t;
+#include "ngx_http_momo_state.h"
 
 
 static u_char *ngx_http_momo_state_read(ngx_fd_t fd, size_t size,
@@ -79,22 +39,9 @@ static void ngx_http_momo_state_aside(ngx_str_t *path, char *why,
 static void ngx_http_momo_state_insert(ngx_http_momo_shctx_t *sh,
     ngx_slab_pool_t *shpool, ngx_http_momo_state_header_t *h,
     ngx_str_t *path, ngx_log_t *log);
-static ngx_uint_t ngx_http_momo_state_records(ngx_http_momo_shctx_t *sh,
-    ngx_slab_pool_t *shpool, ngx_http_momo_state_entry_t *e, uint64_t n);
-static ngx_http_momo_state_job_t *ngx_http_momo_state_snapshot(
-    ngx_shm_zone_t *zone, ngx_str_t *path, ngx_log_t *log);
-static void ngx_http_momo_state_write(ngx_http_momo_state_job_t *job);
-static void ngx_http_momo_state_written(ngx_http_momo_state_job_t *job,
-    ngx_log_t *log);
-#if (NGX_THREADS)
-static void ngx_http_momo_state_thread(void *data, ngx_log_t *log);
-static void ngx_http_momo_state_thread_done(ngx_event_t *ev);
-#endif
-
-
-/* one write at a time per worker */
-
-static ngx_uint_t  ngx_http_momo_state_busy;
+static uint64_t ngx_http_momo_state_records(ngx_http_momo_shctx_t *sh,
+    ngx_slab_pool_t *shpool, ngx_http_momo_state_entry_t *e, uint64_t n,
+    ngx_uint_t *loaded);
 
 
 /*
@@ -311,6 +258,7 @@ static void
 ngx_http_momo_state_insert(ngx_http_momo_shctx_t *sh, ngx_slab_pool_t *shpool,
     ngx_http_momo_state_header_t *h, ngx_str_t *path, ngx_log_t *log)
 {
+    uint64_t                       taken;
     ngx_uint_t                     loaded, ledger, level;
     ngx_http_momo_ledger_saved_t  *l;
 
@@ -318,14 +266,14 @@ ngx_http_momo_state_insert(ngx_http_momo_shctx_t *sh, ngx_slab_pool_t *shpool,
 
     ledger = ngx_http_momo_ledger_load(sh, shpool, l, h->ledger_count);
 
-    loaded = ngx_http_momo_state_records(sh, shpool,
+    taken = ngx_http_momo_state_records(sh, shpool,
                       (ngx_http_momo_state_entry_t *) (l + h->ledger_count),
-                      h->count);
+                      h->count, &loaded);
 
     sh->sweep.state_records = loaded;
     sh->state_written_at = h->written_at;
 
-    if (loaded == h->count && ledger == h->ledger_count) {
+    if (taken == h->count && ledger == h->ledger_count) {
         ngx_log_error(NGX_LOG_NOTICE, log, 0,
                       "momo: %ui payments and %ui ledger entries of state "
                       "file \"%V\" loaded", loaded, ledger, path);
@@ -344,30 +292,36 @@ ngx_http_momo_state_insert(ngx_http_momo_shctx_t *sh, ngx_slab_pool_t *shpool,
 }
 
 
-static ngx_uint_t
+/* the entries taken (all of them, unless the zone is full of leases) */
+
+static uint64_t
 ngx_http_momo_state_records(ngx_http_momo_shctx_t *sh, ngx_slab_pool_t *shpool,
-    ngx_http_momo_state_entry_t *e, uint64_t n)
+    ngx_http_momo_state_entry_t *e, uint64_t n, ngx_uint_t *loaded)
 {
     uint32_t               hash;
     uint64_t               i;
-    ngx_uint_t             loaded;
     ngx_http_momo_node_t  *mn;
 
-    loaded = 0;
+    *loaded = 0;
 
     for (i = 0; i < n; i++) {
         hash = ngx_http_momo_ref_hash(e[i].rec.reference_id);
 
-        if (ngx_http_momo_record_lookup(sh, e[i].rec.reference_id, hash)
-            != NULL)
-        {
-            continue;
-        }
+        /*
+         * A payment that changed while the file's snapshot was taken can
+         * be in it twice (ngx_http_momo_state_save.c): the later is newer.
+         */
 
-        mn = ngx_http_momo_record_create(sh, shpool, e[i].rec.reference_id,
-                                         hash);
+        mn = ngx_http_momo_record_lookup(sh, e[i].rec.reference_id, hash);
+
         if (mn == NULL) {
-            break;
+            mn = ngx_http_momo_record_create(sh, shpool,
+                                             e[i].rec.reference_id, hash);
+            if (mn == NULL) {
+                break;
+            }
+
+            (*loaded)++;
         }
 
         mn->rec = e[i].rec;
@@ -382,69 +336,9 @@ ngx_http_momo_state_records(ngx_http_momo_shctx_t *sh, ngx_slab_pool_t *shpool,
         /* into the eviction queue its state belongs to */
 
         ngx_http_momo_record_touch(sh, mn);
-
-        loaded++;
     }
 
-    return loaded;
-}
-
-
-/*
- * From the sweeping worker's timer: a snapshot of the zone taken under
- * the lock, written by a thread of the default pool.  NGX_DECLINED: the
- * previous write is not over.
- */
-
-ngx_int_t
-ngx_http_momo_state_save(ngx_shm_zone_t *zone, ngx_str_t *path,
-    void *thread_pool, ngx_log_t *log)
-{
-    ngx_http_momo_state_job_t  *job;
-#if (NGX_THREADS)
-    ngx_thread_task_t          *task;
-#endif
-
-    if (ngx_http_momo_state_busy) {
-        return NGX_DECLINED;
-    }
-
-    job = ngx_http_momo_state_snapshot(zone, path, log);
-    if (job == NULL) {
-        return NGX_ERROR;
-    }
-
-#if (NGX_THREADS)
-
-    if (thread_pool) {
-        task = ngx_thread_task_alloc(job->pool, 0);
-        if (task == NULL) {
-            ngx_destroy_pool(job->pool);
-            return NGX_ERROR;
-        }
-
-        task->ctx = job;
-        task->handler = ngx_http_momo_state_thread;
-        task->event.handler = ngx_http_momo_state_thread_done;
-        task->event.data = job;
-        task->event.log = log;
-
-        if (ngx_thread_task_post(thread_pool, task) != NGX_OK) {
-            ngx_destroy_pool(job->pool);
-            return NGX_ERROR;
-        }
-
-        ngx_http_momo_state_busy = 1;
-
-        return NGX_OK;
-    }
-
-#endif
-
-    ngx_http_momo_state_write(job);
-    ngx_http_momo_state_written(job, log);
-
-    return NGX_OK;
+    return i;
 }
 
 
@@ -460,294 +354,3 @@ ngx_http_momo_state_changes(ngx_shm_zone_t *zone)
 
     return sh ? sh->changes : 0;
 }
-
-
-/*
- * When the master exits (stop, quit, the end of a binary upgrade), its
- * workers are gone: the zone is final.  A file written after this zone's
- * last write comes from another nginx (the new binary of an upgrade) and
- * is newer: it stays.
- */
-
-void
-ngx_http_momo_state_exit(ngx_shm_zone_t *zone, ngx_str_t *path,
-    ngx_log_t *log)
-{
-    ssize_t                        n;
-    ngx_fd_t                       fd;
-    ngx_slab_pool_t               *shpool;
-    ngx_http_momo_shctx_t         *sh;
-    ngx_http_momo_state_job_t     *job;
-    ngx_http_momo_state_header_t   h;
-
-    sh = ngx_http_momo_shm_ctx(zone, &shpool);
-    if (sh == NULL || path->len == 0) {
-        return;
-    }
-
-    fd = ngx_open_file(path->data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
-
-    if (fd != NGX_INVALID_FILE) {
-        n = ngx_read_fd(fd, &h, sizeof(h));
-        ngx_close_file(fd);
-
-        if (n == sizeof(h)
-            && ngx_memcmp(h.magic, NGX_HTTP_MOMO_STATE_MAGIC, 8) == 0
-            && h.written_at > sh->state_written_at)
-        {
-            ngx_log_error(NGX_LOG_NOTICE, log, 0,
-                          "momo: state file \"%V\" was written by another "
-                          "nginx since: kept as it is", path);
-            return;
-        }
-    }
-
-    job = ngx_http_momo_state_snapshot(zone, path, log);
-    if (job == NULL) {
-        return;
-    }
-
-    ngx_http_momo_state_write(job);
-    ngx_http_momo_state_written(job, log);
-}
-
-
-static ngx_http_momo_state_job_t *
-ngx_http_momo_state_snapshot(ngx_shm_zone_t *zone, ngx_str_t *path,
-    ngx_log_t *log)
-{
-    size_t                         size;
-    uint64_t                       n, max;
-    ngx_uint_t                     lru, nl;
-    ngx_pool_t                    *pool;
-    ngx_queue_t                   *q;
-    ngx_slab_pool_t               *shpool;
-    ngx_http_momo_node_t          *mn;
-    ngx_http_momo_shctx_t         *sh;
-    ngx_http_momo_state_job_t     *job;
-    ngx_http_momo_state_entry_t   *e;
-    ngx_http_momo_state_header_t  *h;
-    ngx_http_momo_ledger_saved_t  *l;
-
-    sh = ngx_http_momo_shm_ctx(zone, &shpool);
-    if (sh == NULL) {
-        return NULL;
-    }
-
-    /*
-     * No count is needed first: an entry in the file is smaller than in
-     * the zone, so what the zone holds fits in the zone's size.
-     */
-
-    size = sizeof(ngx_http_momo_state_header_t) + zone->shm.size;
-
-    pool = ngx_create_pool(4096, log);
-    if (pool == NULL) {
-        return NULL;
-    }
-
-    job = ngx_pcalloc(pool, sizeof(ngx_http_momo_state_job_t));
-    if (job == NULL) {
-        goto failed;
-    }
-
-    job->pool = pool;
-    job->zone = zone;
-
-    job->path = ngx_pnalloc(pool, path->len + 1);
-    job->data = ngx_palloc(pool, size);
-
-    if (job->path == NULL || job->data == NULL) {
-        goto failed;
-    }
-
-    ngx_memcpy(job->path, path->data, path->len + 1);
-
-    h = (ngx_http_momo_state_header_t *) job->data;
-    l = (ngx_http_momo_ledger_saved_t *) (h + 1);
-    n = 0;
-
-    ngx_shmtx_lock(&shpool->mutex);
-
-    nl = ngx_http_momo_ledger_save_locked(sh, l, zone->shm.size
-                                       / sizeof(ngx_http_momo_ledger_saved_t));
-
-    e = (ngx_http_momo_state_entry_t *) (l + nl);
-    max = (zone->shm.size - nl * sizeof(ngx_http_momo_ledger_saved_t))
-          / sizeof(ngx_http_momo_state_entry_t);
-
-    for (lru = 0; lru < NGX_HTTP_MOMO_LRU_MAX; lru++) {
-
-        for (q = ngx_queue_last(&sh->lru[lru]);
-             q != ngx_queue_sentinel(&sh->lru[lru]) && n < max;
-             q = ngx_queue_prev(q))
-        {
-            mn = ngx_queue_data(q, ngx_http_momo_node_t, queue);
-
-            e[n].rec = mn->rec;
-            e[n].sched = mn->sched;
-            n++;
-        }
-    }
-
-    ngx_shmtx_unlock(&shpool->mutex);
-
-    ngx_memzero(h, sizeof(ngx_http_momo_state_header_t));
-    ngx_memcpy(h->magic, NGX_HTTP_MOMO_STATE_MAGIC, 8);
-    h->version = NGX_HTTP_MOMO_STATE_FORMAT;
-    h->entry_size = sizeof(ngx_http_momo_state_entry_t);
-    h->count = n;
-    h->ledger_size = sizeof(ngx_http_momo_ledger_saved_t);
-    h->ledger_count = nl;
-    h->written_at = ngx_http_momo_wall_ms();
-
-    /* h->crc: by ngx_http_momo_state_write(), out of the event loop */
-
-    size = nl * h->ledger_size + n * h->entry_size;
-
-    job->len = sizeof(ngx_http_momo_state_header_t) + size;
-    job->written_at = h->written_at;
-
-    return job;
-
-failed:
-
-    ngx_destroy_pool(pool);
-
-    return NULL;
-}
-
-
-/*
- * In a thread (or the exiting master): the crc of a zone's worth of
- * payments, then system calls only: PATH.tmp.PID, written, synced,
- * renamed over PATH.
- */
-
-static void
-ngx_http_momo_state_write(ngx_http_momo_state_job_t *job)
-{
-    u_char                         tmp[NGX_MAX_PATH];
-    size_t                         done;
-    ssize_t                        n;
-    ngx_fd_t                       fd;
-    ngx_http_momo_state_header_t  *h;
-
-    job->err = 0;
-    job->failed = NULL;
-
-    h = (ngx_http_momo_state_header_t *) job->data;
-    h->crc = ngx_crc32_long((u_char *) (h + 1),
-                            job->len - sizeof(ngx_http_momo_state_header_t));
-
-    if (ngx_strlen(job->path) + sizeof(".tmp.") + NGX_INT64_LEN
-        > NGX_MAX_PATH)
-    {
-        job->err = NGX_ENAMETOOLONG;
-        job->failed = "open()";
-        return;
-    }
-
-    ngx_sprintf(tmp, "%s.tmp.%P%Z", job->path, ngx_pid);
-
-    fd = open((char *) tmp, O_WRONLY|O_CREAT|O_TRUNC, 0600);
-    if (fd == -1) {
-        job->err = ngx_errno;
-        job->failed = "open()";
-        return;
-    }
-
-    for (done = 0; done < job->len; done += n) {
-        n = write(fd, job->data + done, job->len - done);
-
-        if (n == -1) {
-            if (ngx_errno == NGX_EINTR) {
-                n = 0;
-                continue;
-            }
-
-            job->err = ngx_errno;
-            job->failed = "write()";
-            goto failed;
-        }
-    }
-
-    if (fsync(fd) == -1) {
-        job->err = ngx_errno;
-        job->failed = "fsync()";
-        goto failed;
-    }
-
-    if (close(fd) == -1) {
-        job->err = ngx_errno;
-        job->failed = "close()";
-        (void) unlink((char *) tmp);
-        return;
-    }
-
-    if (rename((char *) tmp, (char *) job->path) == -1) {
-        job->err = ngx_errno;
-        job->failed = "rename()";
-        (void) unlink((char *) tmp);
-    }
-
-    return;
-
-failed:
-
-    (void) close(fd);
-    (void) unlink((char *) tmp);
-}
-
-
-static void
-ngx_http_momo_state_written(ngx_http_momo_state_job_t *job, ngx_log_t *log)
-{
-    ngx_slab_pool_t                 *shpool;
-    ngx_http_momo_shctx_t           *sh;
-
-    sh = ngx_http_momo_shm_ctx(job->zone, &shpool);
-
-    if (job->failed) {
-        ngx_log_error(NGX_LOG_ALERT, log, job->err,
-                      "momo: state file \"%s\" not written: %s failed; "
-                      "the previous one stays", job->path, job->failed);
-
-        if (sh) {
-            (void) ngx_atomic_fetch_add(&sh->sweep.state_writes_failed, 1);
-        }
-
-    } else if (sh) {
-        (void) ngx_atomic_fetch_add(&sh->sweep.state_writes_ok, 1);
-
-        ngx_shmtx_lock(&shpool->mutex);
-
-        if (job->written_at > sh->state_written_at) {
-            sh->state_written_at = job->written_at;
-        }
-
-        ngx_shmtx_unlock(&shpool->mutex);
-    }
-
-    ngx_destroy_pool(job->pool);
-}
-
-
-#if (NGX_THREADS)
-
-static void
-ngx_http_momo_state_thread(void *data, ngx_log_t *log)
-{
-    ngx_http_momo_state_write(data);
-}
-
-
-static void
-ngx_http_momo_state_thread_done(ngx_event_t *ev)
-{
-    ngx_http_momo_state_busy = 0;
-
-    ngx_http_momo_state_written(ev->data, ev->log);
-}
-
-#endif

@@ -25,6 +25,7 @@ our $Other = "$ENV{TEST_NGINX_SERVROOT}-momo-other.state";
 our $Ledger = "$ENV{TEST_NGINX_SERVROOT}-momo-ledger.state";
 our $Big = "$ENV{TEST_NGINX_SERVROOT}-momo-big.state";
 our $BigGrown = "$ENV{TEST_NGINX_SERVROOT}-momo-big-grown.state";
+our $BigWalk = "$ENV{TEST_NGINX_SERVROOT}-momo-big-walk.state";
 
 unlink glob("$ENV{TEST_NGINX_SERVROOT}-momo*.state*");
 
@@ -225,10 +226,12 @@ our $BigN = 0;      # the payments added to the file
 our $BigLast = 0x18fffff;   # the last one's fixed_ref
 
 # the file of TEST 10 (one settled payment, $BigRef) grown past 64 MB, as
-# $BigGrown: copies of its entry, each with a reference id of its own, a
-# new count and crc; what nginx wrote before them is kept.  Made before
-# TEST 12's nginx starts (TEST 11's still runs: it leaves $Big as it is)
+# $out: copies of its entry, each with a reference id of its own, a new
+# count and crc; what nginx wrote before them is kept.  Made before the
+# block's nginx starts (the previous block's still runs: it leaves $Big as
+# it is)
 sub main::grow_big {
+    my $to = shift;
     open my $in, '<:raw', $main::Big or die "$main::Big: $!";
     my $data = do { local $/; <$in> };
     close $in;
@@ -248,7 +251,7 @@ sub main::grow_big {
         $more .= $entry;
     }
     my $body = substr($data, 48) . $more;
-    open my $out, '>:raw', $main::BigGrown or die "$main::BigGrown: $!";
+    open my $out, '>:raw', $to or die "$to: $!";
     print $out pack('a8 L L Q Q L L Q', $magic, $version, $esize,
                     $count + $main::BigN, $at, Compress::Zlib::crc32($body),
                     $lsize, $lcount), $body;
@@ -257,7 +260,35 @@ sub main::grow_big {
                        "$0 TEST 12: the file is over 64 MB");
 }
 
-add_block_preprocessor(sub { main::grow_big() if $_[0]->name =~ /^TEST 12:/ });
+add_block_preprocessor(sub {
+    main::grow_big($main::BigGrown) if $_[0]->name =~ /^TEST 12:/;
+    main::grow_big($main::BigWalk) if $_[0]->name =~ /^TEST 14:/;
+});
+
+# nginx's momo_state_writes_total{result="ok"}
+sub main::writes {
+    return main::get('/metrics') =~ /momo_state_writes_total\{result="ok"\} (\d+)/ ? $1 : -1;
+}
+
+# two writes of the file after this point (the second one's walk began
+# after the first look), the oldest payments polled meanwhile: each poll
+# moves its payment to the newest end of its queue, and a walk that had
+# copied it copies it again; then the crash
+sub main::walked {
+    my $body = shift;
+    my $first = main::writes();
+    my $n = 0;
+    my $ok = t::MomoHttp::wait_for(sub {
+        for (1 .. 20) {
+            $n = $n % 300 + 1;
+            main::get('/api/payments/mtn-momo/status/'
+                      . t::MomoFlow::fixed_ref(0x1800000 + $n));
+        }
+        return main::writes() >= $first + 2;
+    }, 60);
+    main::crash($body);
+    return $ok ? "written twice\n" : "not written\n";
+}
 
 run_tests();
 
@@ -583,3 +614,38 @@ $main::Config . $main::StatusLoc
  qr/"code": "NOT_FOUND"/]
 --- error_code eval
 [200, 200, 404]
+
+
+
+=== TEST 14: 20 payments taken in a zone of 190,000: the file is written twice, in chunks, while the oldest payments are polled, then nginx crashes
+--- http_config eval
+main::big_config($main::BigWalk)
+--- init
+for my $i (1 .. 20) {
+    t::MomoFlow::check("TEST 14: payment $i", [t::MomoFlow::post_json(
+        '/api/payments/mtn-momo', "walk-$i",
+        t::MomoTest::pay_json(external_id => "order-180-walk-$i", phone => '46733123453'))],
+        200, qr/"status": "pending"/);
+}
+--- config eval
+$main::Config . $main::StatusLoc
+--- request
+GET /emu/health
+--- response_body_filters eval
+\&main::walked
+--- response_body_like: ^written twice$
+--- timeout: 90
+
+
+
+=== TEST 15: started again after the crash: each payment of the file once, the 20 new ones with them
+--- http_config eval
+main::big_config($main::BigWalk)
+--- config eval
+$main::Config . $main::StatusLoc
+--- request
+GET /metrics
+--- response_body_filters eval
+sub { $_[0] =~ /momo_state_loads_total\{result="loaded"\} (\d+)\n(?:.*\n)*?momo_state_records_loaded (\d+)\n/
+      ? "loaded $1, " . ($2 - $main::BigN) . " more than were added\n" : $_[0] }
+--- response_body_like: ^loaded 1, 21 more than were added$
