@@ -131,8 +131,9 @@ my $ref = t::MomoFlow::key_ref($key);
 my $emu = "http://127.0.0.1:$t::MomoTest::EmuPort/_emu/count?path=/collection/v1_0/requesttopay&method=POST";
 t::MomoFlow::check('TEST 4: the first payment', [t::MomoFlow::post_json(
     '/api/payments/mtn-momo', undef, t::MomoTest::pay_json())], 200, qr/"status": "pending"/);
+# MTN answers the POST 2 s after it has it: the client cancels well before
 t::MomoTest::emu_post('/_emu/faults', JSON::PP::encode_json(
-    { method => 'POST', path => '/collection/v1_0/requesttopay', delay_ms => 500, times => 1 }));
+    { method => 'POST', path => '/collection/v1_0/requesttopay', delay_ms => 2000, times => 1 }));
 my $got = t::MomoFlow::h2("--cancel-when '$emu=2' --linger 1 --header Idempotency-Key:$key",
     t::MomoFlow::shq("POST /api/payments/mtn-momo " . t::MomoTest::pay_json()));
 Test::More::is($got->[0]{ended}, 'cancelled', "$0 TEST 4: the stream was cancelled");
