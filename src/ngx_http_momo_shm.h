@@ -170,9 +170,12 @@ typedef struct {
     ngx_queue_t                 lru[NGX_HTTP_MOMO_LRU_MAX];
     /* where the sweep goes on in each queue; NULL: at its oldest record */
     ngx_queue_t                *sweep_at[NGX_HTTP_MOMO_LRU_MAX];
-    /* the state file's walk (ngx_http_momo_state_save.c): its number, the
-     * queue it copies, the next record it copies there (the sentinel: the
-     * queue is done; NULL: no walk) */
+
+    /*
+     * The state file's walk (ngx_http_momo_state_save.c): its number, the
+     * queue it copies, its next record there (the queue's sentinel: that
+     * queue is done; NULL: no walk).
+     */
     ngx_uint_t                  snap_walk;
     ngx_uint_t                  snap_lru;
     ngx_queue_t                *snap_at;
