@@ -9,9 +9,9 @@
  *
  * Written by ngx_http_momo_state_save.c; always to a temporary file
  * renamed over the old one, so a reader sees the old file or the new one,
- * never half of one.  Read here, by the master when it creates a zone.  A file that is truncated, damaged,
- * or written by another version of the module is renamed aside, logged,
- * and the zone starts without it.
+ * never half of one.  Read here, by the master when it creates a zone.  A
+ * file that is truncated, damaged, or written by another version of the
+ * module is renamed aside, logged, and the zone starts without it.
  *
  * The file: a header (magic, version, entry sizes and counts, time, crc32
  * of what follows), the refund ledger (ngx_http_momo_shm_ledger.c: each

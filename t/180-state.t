@@ -119,19 +119,19 @@ sub main::same_ref {
     return t::MomoFlow::canon($body);
 }
 
+# nginx's momo_state_writes_total{result="ok"}
+sub main::writes {
+    return main::get('/metrics') =~ /momo_state_writes_total\{result="ok"\} (\d+)/ ? $1 : -1;
+}
+
 # nginx's /metrics, polled until a state write newer than the first look
 sub main::state_written {
-    my $port = $ENV{TEST_NGINX_SERVER_PORT};
-    my $writes = sub {
-        my (undef, $m) = t::MomoFlow::http($port, 'GET', '/metrics');
-        return $m =~ /momo_state_writes_total\{result="ok"\} (\d+)/ ? $1 : -1;
-    };
-    my $first = $writes->();
+    my $first = main::writes();
     for (1 .. 200) {
-        last if $writes->() > $first;
+        last if main::writes() > $first;
         select undef, undef, undef, 0.05;
     }
-    return $writes->() > $first ? "written\n" : "not written\n";
+    return main::writes() > $first ? "written\n" : "not written\n";
 }
 
 # the crash: SIGKILL to the master and its workers, nothing at exit
@@ -196,13 +196,10 @@ sub main::get {
 # newer than everything before the first look
 sub main::ledger_written {
     my $body = shift;
-    my $writes = sub {
-        main::get('/metrics') =~ /momo_state_writes_total\{result="ok"\} (\d+)/ ? $1 : -1;
-    };
-    my $first = $writes->();
+    my $first = main::writes();
     for (1 .. 100) {
         main::refund('l-poke', $main::L[0], '1000');
-        return "written\n" if $writes->() >= $first + 2;
+        return "written\n" if main::writes() >= $first + 2;
         select undef, undef, undef, 0.1;
     }
     return "not written\n";
@@ -264,11 +261,6 @@ add_block_preprocessor(sub {
     main::grow_big($main::BigGrown) if $_[0]->name =~ /^TEST 12:/;
     main::grow_big($main::BigWalk) if $_[0]->name =~ /^TEST 14:/;
 });
-
-# nginx's momo_state_writes_total{result="ok"}
-sub main::writes {
-    return main::get('/metrics') =~ /momo_state_writes_total\{result="ok"\} (\d+)/ ? $1 : -1;
-}
 
 # two writes of the file after this point (the second one's walk began
 # after the first look), the oldest payments polled meanwhile: each poll
