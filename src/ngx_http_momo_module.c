@@ -645,6 +645,14 @@ invalid:
 static ngx_int_t
 ngx_http_momo_init_process(ngx_cycle_t *cycle)
 {
+    ngx_http_momo_main_conf_t  *mmcf;
+
+    mmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_momo_module);
+
+    if (mmcf && mmcf->shm_zone && ngx_process == NGX_PROCESS_WORKER) {
+        ngx_http_momo_shm_populate(&mmcf->shm_zone->shm, cycle->log);
+    }
+
     return ngx_http_momo_reconcile_init_process(cycle);
 }
 

@@ -564,6 +564,7 @@ void ngx_http_momo_error_set(ngx_http_momo_error_t *err, ngx_uint_t status,
  * (ngx_http_momo_lease_serial); releasing it checks both.
  */
 ngx_int_t ngx_http_momo_shm_init_zone(ngx_shm_zone_t *shm_zone, void *data);
+void ngx_http_momo_shm_populate(ngx_shm_t *shm, ngx_log_t *log);
 ngx_int_t ngx_http_momo_token_acquire(ngx_shm_zone_t *zone, ngx_str_t *key,
     ngx_msec_t lease, ngx_uint_t serial, ngx_pool_t *pool, ngx_str_t *token,
     ngx_uint_t *gen);

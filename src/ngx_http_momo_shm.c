@@ -149,6 +149,42 @@ failed:
 
 
 /*
+ * The zone's memory is taken at start: each worker maps all of it before
+ * it serves (ngx_http_momo_init_process), the first one allocating the
+ * pages.  The master has only what it wrote: a daemon's master is a child
+ * of the process that created the zone, and a fork copies none of the
+ * page table of shared memory.  Otherwise every worker takes a page fault
+ * the first time it touches each page of the zone, for as long as the
+ * zone fills: one payment in eight makes its record on a new page, with
+ * the zone's lock held.  And memory the machine does not have is found
+ * missing at start, not in the middle of a payment.  Without
+ * MADV_POPULATE_WRITE (Linux before 5.14, other systems) the pages come
+ * at first use, as in any shared zone of nginx.
+ */
+
+void
+ngx_http_momo_shm_populate(ngx_shm_t *shm, ngx_log_t *log)
+{
+#if (NGX_LINUX && defined MADV_POPULATE_WRITE)
+
+    ngx_err_t   err;
+    ngx_uint_t  level;
+
+    if (madvise((void *) shm->addr, shm->size, MADV_POPULATE_WRITE) == 0) {
+        return;
+    }
+
+    err = ngx_errno;
+    level = (err == NGX_EINVAL) ? NGX_LOG_INFO : NGX_LOG_WARN;
+
+    ngx_log_error(level, log, err,
+                  "momo zone \"%V\": madvise(MADV_POPULATE_WRITE) failed, "
+                  "its memory is taken as it is used", &shm->name);
+#endif
+}
+
+
+/*
  * momo_notify_retry's backoff is applied under the zone's lock, by the
  * worker (or request) that saw a delivery fail: its two times live here.
  */

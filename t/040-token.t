@@ -147,13 +147,8 @@ MTN refused a fresh access token
 --- init
 my $r = t::MomoHttp::pay();
 Test::More::is($r->{status}, 200, 'the payment before the reload is accepted');
-my $master = t::MomoHttp::master_pid();
-my %old = map { $_ => 1 } t::MomoHttp::worker_pids($master);
-kill 'HUP', $master;
-Test::More::ok(t::MomoHttp::wait_for(sub {
-    my @now = t::MomoHttp::worker_pids($master);
-    return @now == 2 && !grep { $old{$_} } @now;
-}, 10), 'new workers replaced the old ones after HUP');
+Test::More::ok(t::MomoHttp::replace_workers('HUP'),
+               'new workers replaced the old ones after HUP');
 --- request eval
 [$::Pay, $::Tokens, $::Payments]
 --- response_body_like eval
@@ -261,13 +256,8 @@ my $first = t::MomoHttp::start_pay();
 Test::More::ok(t::MomoHttp::wait_for(sub {
     t::MomoTest::emu_get('/_emu/count?path=/collection/token/') eq '1'
 }, 5), 'a worker is fetching the token');
-my $master = t::MomoHttp::master_pid();
-my %old = map { $_ => 1 } t::MomoHttp::worker_pids($master);
-kill 'KILL', keys %old;
-Test::More::ok(t::MomoHttp::wait_for(sub {
-    my @now = t::MomoHttp::worker_pids($master);
-    return @now == 2 && !grep { $old{$_} } @now;
-}, 10), 'the master started new workers');
+Test::More::ok(t::MomoHttp::replace_workers('KILL'),
+               'the master started new workers');
 t::MomoHttp::finish($first, 1);
 --- request eval
 [$::Pay, $::Tokens, $::Payments]

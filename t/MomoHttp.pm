@@ -167,6 +167,20 @@ sub worker_pids ($) {
     return sort { $a <=> $b } @pids;
 }
 
+# sends $signal to the master (HUP) or to both workers (KILL) once both are
+# up, and waits until two new workers have replaced them: true if so
+sub replace_workers ($) {
+    my ($signal) = @_;
+    my $master = master_pid();
+    wait_for(sub { worker_pids($master) == 2 }, 10);
+    my %old = map { $_ => 1 } worker_pids($master);
+    kill $signal, $signal eq 'HUP' ? $master : keys %old;
+    return wait_for(sub {
+        my @now = worker_pids($master);
+        return @now == 2 && !grep { $old{$_} } @now;
+    }, 10);
+}
+
 # waits until $cond->() is true, for at most $timeout seconds
 sub wait_for {
     my ($cond, $timeout) = @_;
