@@ -95,14 +95,17 @@ ngx_http_momo_shm_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     sh->layout = ngx_http_momo_shm_layout();
 
     /*
-     * About one bucket per two records the zone can hold: a lookup reads
-     * a bucket and one or two records, where a tree of a few hundred
-     * thousand records missed the CPU's caches at each of ~20 levels.
+     * Two to four buckets per record the zone can hold (a record takes a
+     * 512-byte slot): a lookup reads a bucket and, in a full zone, half a
+     * record or less on average before it finds its own or none.  Each
+     * record it reads is a miss of the CPU's caches, wherever the zone
+     * put it; the buckets take 3 to 6 % of the zone.  A tree of a few
+     * hundred thousand records missed them at each of ~20 levels.
      */
 
     n = 256;
 
-    while (n < shm_zone->shm.size / 1024) {
+    while (n < shm_zone->shm.size / 256) {
         n <<= 1;
     }
 
