@@ -168,11 +168,16 @@ sub worker_pids ($) {
 }
 
 # sends $signal to the master (HUP) or to both workers (KILL) once both are
-# up, and waits until two new workers have replaced them: true if so
+# up (under valgrind a block's --- init runs before nginx has started),
+# and waits until two new workers have replaced them: true if so
 sub replace_workers ($) {
     my ($signal) = @_;
-    my $master = master_pid();
-    wait_for(sub { worker_pids($master) == 2 }, 10);
+    my $master;
+    wait_for(sub {
+        $master = master_pid();
+        my @workers = defined $master ? worker_pids($master) : ();
+        return @workers == 2;
+    }, 10);
     my %old = map { $_ => 1 } worker_pids($master);
     kill $signal, $signal eq 'HUP' ? $master : keys %old;
     return wait_for(sub {
