@@ -1,10 +1,10 @@
 # momo_zone's memory is taken when nginx starts (Linux 5.14 and later):
 # each worker maps the whole zone before it serves, also after a reload
-# that keeps the zone.  So no
-# payment takes a page fault in the zone, with the zone's lock held, the
-# first time its worker touches a page.  Shown by what each process has
-# mapped of shared memory (RssShmem in /proc/PID/status) against the
-# zone's size; nginx's other shared memory is a few pages.
+# that keeps the zone.  So no payment takes a page fault in the zone, with
+# the zone's lock held, the first time its worker touches a page.  Shown
+# by what each worker has mapped of shared memory (RssShmem in
+# /proc/PID/status) against the zone's size; nginx's other shared memory
+# is a few pages.
 
 use t::MomoTest;
 use t::MomoHttp;
