@@ -128,6 +128,9 @@ typedef enum {
 } ngx_http_momo_acc_e;
 
 
+typedef struct ngx_http_momo_token_copy_s  ngx_http_momo_token_copy_t;
+
+
 /* one product's account, derived at merge time */
 
 typedef struct {
@@ -137,6 +140,8 @@ typedef struct {
     ngx_str_t                   basic_auth;     /* "Basic base64(u:k)" */
     ngx_str_t                   token_key;      /* base|user|env|product */
     ngx_uint_t                  index;          /* ngx_http_momo_product_e */
+    /* this worker's copy of the token, made at first use */
+    ngx_http_momo_token_copy_t *copy;
 } ngx_http_momo_product_t;
 
 
@@ -565,8 +570,8 @@ void ngx_http_momo_error_set(ngx_http_momo_error_t *err, ngx_uint_t status,
  */
 ngx_int_t ngx_http_momo_shm_init_zone(ngx_shm_zone_t *shm_zone, void *data);
 void ngx_http_momo_shm_populate(ngx_shm_t *shm, ngx_log_t *log);
-ngx_int_t ngx_http_momo_token_acquire(ngx_shm_zone_t *zone, ngx_str_t *key,
-    ngx_msec_t lease, ngx_uint_t serial, ngx_pool_t *pool, ngx_str_t *token,
+ngx_int_t ngx_http_momo_token_acquire(ngx_shm_zone_t *zone,
+    ngx_http_momo_product_t *pr, ngx_msec_t lease, ngx_uint_t serial, ngx_pool_t *pool, ngx_str_t *token,
     ngx_uint_t *gen);
 ngx_int_t ngx_http_momo_token_store(ngx_shm_zone_t *zone, ngx_str_t *key,
     ngx_str_t *token, time_t ttl, ngx_uint_t *gen);

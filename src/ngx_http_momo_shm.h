@@ -56,6 +56,7 @@ typedef struct {
     ngx_http_momo_token_slot_t  slot[2];
     ngx_uint_t                  active;         /* the slot readers use */
     ngx_uint_t                  gen;            /* bumped by each store */
+    ngx_atomic_t                version;        /* by each store and drop */
 
     ngx_pid_t                   lease_pid;      /* 0: nobody refreshes */
     ngx_uint_t                  lease_serial;   /* the holder's stamp */
@@ -66,6 +67,23 @@ typedef struct {
     size_t                      key_len;
     u_char                      key[NGX_HTTP_MOMO_KEY_MAX];
 } ngx_http_momo_token_t;
+
+
+/*
+ * A worker's copy of a fresh token it read from the zone: good, without
+ * the zone's lock, while the zone's token keeps its version and the
+ * token's refresh time has not come.
+ */
+
+struct ngx_http_momo_token_copy_s {
+    ngx_http_momo_token_t      *token;          /* NULL: no copy */
+    ngx_atomic_uint_t           version;
+    ngx_uint_t                  gen;
+    time_t                      refresh_at;
+    size_t                      len;            /* "Bearer <token>" */
+    u_char                      data[sizeof("Bearer ") - 1
+                                     + NGX_HTTP_MOMO_TOKEN_MAX];
+};
 
 
 /*

@@ -15,21 +15,35 @@
 #include "ngx_http_momo_shm.h"
 
 
+static ngx_int_t ngx_http_momo_token_copied(ngx_http_momo_token_copy_t *c,
+    ngx_pool_t *pool, ngx_str_t *token, ngx_uint_t *gen);
+static void ngx_http_momo_token_copy(ngx_http_momo_product_t *pr,
+    ngx_http_momo_token_t *t, ngx_atomic_uint_t version, ngx_uint_t gen,
+    time_t refresh_at, u_char *data, size_t len);
 static ngx_http_momo_token_t *ngx_http_momo_token_get(
     ngx_http_momo_shctx_t *sh, ngx_slab_pool_t *shpool, ngx_str_t *key,
     ngx_uint_t create, char **err);
 
 
+/*
+ * NGX_OK: a fresh token, in *token as "Bearer <token>"; NGX_DECLINED: the
+ * caller holds the refresh lease; NGX_BUSY: no usable token, another
+ * worker refreshes it.  A fresh token comes from this worker's copy
+ * while the zone's token keeps the copy's version: no lock then.
+ */
+
 ngx_int_t
-ngx_http_momo_token_acquire(ngx_shm_zone_t *zone, ngx_str_t *key,
+ngx_http_momo_token_acquire(ngx_shm_zone_t *zone, ngx_http_momo_product_t *pr,
     ngx_msec_t lease, ngx_uint_t serial, ngx_pool_t *pool, ngx_str_t *token,
     ngx_uint_t *gen)
 {
     char                        *err;
     u_char                      *p, buf[NGX_HTTP_MOMO_TOKEN_MAX];
     size_t                       len;
-    time_t                       now;
+    time_t                       now, refresh_at;
     ngx_int_t                    rc;
+    ngx_str_t                   *key;
+    ngx_atomic_uint_t            version;
     ngx_msec_t                   msec;
     ngx_uint_t                   usable, fresh, lease_free, backoff;
     ngx_slab_pool_t             *shpool;
@@ -41,10 +55,17 @@ ngx_http_momo_token_acquire(ngx_shm_zone_t *zone, ngx_str_t *key,
     token->data = NULL;
     *gen = 0;
 
+    if (ngx_http_momo_token_copied(pr->copy, pool, token, gen) != NGX_DECLINED)
+    {
+        return token->len ? NGX_OK : NGX_ERROR;
+    }
+
     sh = ngx_http_momo_shm_ctx(zone, &shpool);
     if (sh == NULL) {
         return NGX_ERROR;
     }
+
+    key = &pr->token_key;
 
     now = ngx_time();
     msec = ngx_current_msec;
@@ -93,11 +114,17 @@ ngx_http_momo_token_acquire(ngx_shm_zone_t *zone, ngx_str_t *key,
     }
 
     *gen = t->gen;
+    version = t->version;
+    refresh_at = slot->refresh_at;
 
     ngx_shmtx_unlock(&shpool->mutex);
 
     if (len == 0) {
         return rc;
+    }
+
+    if (fresh) {
+        ngx_http_momo_token_copy(pr, t, version, *gen, refresh_at, buf, len);
     }
 
     /* the one copy a request keeps: the calls' Authorization value */
@@ -123,6 +150,69 @@ failed:
     ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0, "momo: %s", err);
 
     return NGX_ERROR;
+}
+
+
+/* NGX_DECLINED: no good copy; NGX_OK: *token is the copy's; else NGX_ERROR */
+
+static ngx_int_t
+ngx_http_momo_token_copied(ngx_http_momo_token_copy_t *c, ngx_pool_t *pool,
+    ngx_str_t *token, ngx_uint_t *gen)
+{
+    if (c == NULL
+        || c->token == NULL
+        || c->version != c->token->version
+        || ngx_time() >= c->refresh_at)
+    {
+        return NGX_DECLINED;
+    }
+
+    token->data = ngx_pnalloc(pool, c->len);
+    if (token->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(token->data, c->data, c->len);
+    token->len = c->len;
+    *gen = c->gen;
+
+    return NGX_OK;
+}
+
+
+/*
+ * This worker's copy of t's fresh token, as the zone held it at version.
+ * Its room is taken once per product and worker, from the cycle's pool;
+ * without memory there is just no copy.
+ */
+
+static void
+ngx_http_momo_token_copy(ngx_http_momo_product_t *pr, ngx_http_momo_token_t *t,
+    ngx_atomic_uint_t version, ngx_uint_t gen, time_t refresh_at,
+    u_char *data, size_t len)
+{
+    u_char                      *p;
+    ngx_http_momo_token_copy_t  *c;
+
+    c = pr->copy;
+
+    if (c == NULL) {
+        c = ngx_palloc(ngx_cycle->pool, sizeof(ngx_http_momo_token_copy_t));
+        if (c == NULL) {
+            return;
+        }
+
+        pr->copy = c;
+    }
+
+    p = ngx_cpymem(c->data, "Bearer ", sizeof("Bearer ") - 1);
+    ngx_memcpy(p, data, len);
+
+    c->len = sizeof("Bearer ") - 1 + len;
+    c->token = t;
+    c->version = version;
+    c->gen = gen;
+    c->refresh_at = refresh_at;
 }
 
 
@@ -187,6 +277,7 @@ ngx_http_momo_token_store(ngx_shm_zone_t *zone, ngx_str_t *key,
     t->active ^= 1;
 
     t->gen++;
+    t->version++;
     t->lease_pid = 0;
     t->backoff = 0;
 
@@ -250,6 +341,7 @@ ngx_http_momo_token_drop(ngx_shm_zone_t *zone, ngx_str_t *key,
 
     if (t != NULL && t->gen == gen) {
         t->slot[t->active].len = 0;
+        t->version++;
     }
 
     ngx_shmtx_unlock(&shpool->mutex);

@@ -57,7 +57,7 @@ ngx_http_momo_token_step(ngx_http_request_t *r, ngx_http_momo_ctx_t *ctx)
     mmcf = ngx_http_get_module_main_conf(r, ngx_http_momo_module);
     serial = ngx_http_momo_lease_serial();
 
-    rc = ngx_http_momo_token_acquire(mmcf->shm_zone, &ctx->product->token_key,
+    rc = ngx_http_momo_token_acquire(mmcf->shm_zone, ctx->product,
                                      ngx_http_momo_call_time(r, ctx,
                                                       NGX_HTTP_MOMO_LEG_TOKEN),
                                      serial,

@@ -42,6 +42,23 @@ sub account_with ($$) {
 # a port for a server of a block's own
 our $SpreadPort = t::MomoTest::free_port();
 
+# a server on it that listens with reuseport: one socket per worker, so
+# that the kernel spreads the connections over both workers whatever the
+# event method does; pay.log names the worker of each payment
+our $SpreadServer = $t::MomoTest::Account . <<"_EOC_";
+    log_format pay '\$pid \$status \$momo_token';
+
+    server {
+        listen 127.0.0.1:$SpreadPort reuseport;
+        include \$TEST_NGINX_MOMO_LOCATIONS;
+
+        location = /api/payments/mtn-momo {
+            momo_pay;
+            access_log logs/pay.log pay;
+        }
+    }
+_EOC_
+
 run_tests();
 
 __DATA__
@@ -61,19 +78,7 @@ They go to a server of their own that listens with reuseport: one socket
 per worker, so that the kernel spreads the connections over both workers
 whatever the event method does.
 --- http_config eval
-$t::MomoTest::Account . <<"_EOC_";
-    log_format pay '\$pid \$status \$momo_token';
-
-    server {
-        listen 127.0.0.1:$::SpreadPort reuseport;
-        include \$TEST_NGINX_MOMO_LOCATIONS;
-
-        location = /api/payments/mtn-momo {
-            momo_pay;
-            access_log logs/pay.log pay;
-        }
-    }
-_EOC_
+$::SpreadServer
 --- init
 t::MomoTest::emu_post('/_emu/faults',
                       '{"path": "/collection/token/", "delay_ms": 500}');
@@ -304,3 +309,55 @@ t::MomoHttp::wait_for(sub {
 --- response_body_like eval
 [$::Pending, $::Pending, '^2$']
 --- timeout: 10
+
+
+
+=== TEST 14: a token MTN refused in one worker is not used again by the other
+Each worker keeps its own copy of the zone's fresh token, so that a
+payment takes it without the zone's lock.  Twenty payments, one connection
+each, to a server that listens with reuseport, go to both workers: each
+holds a copy.  MTN then refuses that token: the first payment after it
+gets a 401, drops the token and fetches a new one; every later payment,
+in either worker, goes to MTN once, with the new token.  A worker that
+kept using its copy would get a 401 of its own: a third token and more
+than one payment retried.
+--- http_config eval
+$::SpreadServer
+--- init
+local $t::MomoHttp::Port = $::SpreadPort;
+my $log = "$Test::Nginx::Util::LogDir/pay.log";
+my @lines;
+my $logged = sub {
+    my ($n) = @_;
+    t::MomoHttp::wait_for(sub {
+        open my $fh, '<', $log or return 0;
+        @lines = <$fh>;
+        return @lines >= $n;
+    }, 5);
+};
+my $pids = sub { my %p = map { /^(\d+) / ? ($1 => 1) : () } @_; scalar keys %p };
+
+my @res = map { t::MomoHttp::pay() } 1 .. 20;
+Test::More::is(scalar(grep { $_->{status} == 200 } @res), 20,
+               "$0 TEST 14: 20 payments accepted with the first token");
+$logged->(20);
+Test::More::is($pids->(@lines), 2, "$0 TEST 14: both workers took payments");
+
+t::MomoTest::emu_post('/_emu/expire-tokens', '');
+
+@res = map { t::MomoHttp::pay() } 1 .. 20;
+Test::More::is(scalar(grep { $_->{status} == 200 } @res), 20,
+               "$0 TEST 14: 20 payments accepted after MTN refused it");
+$logged->(40);
+Test::More::is($pids->(@lines[20 .. 39]), 2,
+               "$0 TEST 14: both workers took payments after it");
+Test::More::is(scalar(grep { / 200 MISS$/ } @lines[20 .. 39]), 1,
+               "$0 TEST 14: one payment fetched the new token (\$momo_token MISS)");
+Test::More::is(scalar(grep { / 200 HIT$/ } @lines[20 .. 39]), 19,
+               "$0 TEST 14: the others used it (\$momo_token HIT)");
+--- request eval
+[$::Tokens, $::Payments]
+--- response_body eval
+["2", "41"]
+--- error_log
+MTN refused the access token, refreshing it
