@@ -571,8 +571,8 @@ void ngx_http_momo_error_set(ngx_http_momo_error_t *err, ngx_uint_t status,
 ngx_int_t ngx_http_momo_shm_init_zone(ngx_shm_zone_t *shm_zone, void *data);
 void ngx_http_momo_shm_populate(ngx_shm_t *shm, ngx_log_t *log);
 ngx_int_t ngx_http_momo_token_acquire(ngx_shm_zone_t *zone,
-    ngx_http_momo_product_t *pr, ngx_msec_t lease, ngx_uint_t serial, ngx_pool_t *pool, ngx_str_t *token,
-    ngx_uint_t *gen);
+    ngx_http_momo_product_t *pr, ngx_msec_t lease, ngx_uint_t serial,
+    ngx_pool_t *pool, ngx_str_t *token, ngx_uint_t *gen);
 ngx_int_t ngx_http_momo_token_store(ngx_shm_zone_t *zone, ngx_str_t *key,
     ngx_str_t *token, time_t ttl, ngx_uint_t *gen);
 void ngx_http_momo_token_release(ngx_shm_zone_t *zone, ngx_str_t *key,

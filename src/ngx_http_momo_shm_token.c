@@ -26,10 +26,11 @@ static ngx_http_momo_token_t *ngx_http_momo_token_get(
 
 
 /*
- * NGX_OK: a fresh token, in *token as "Bearer <token>"; NGX_DECLINED: the
- * caller holds the refresh lease; NGX_BUSY: no usable token, another
- * worker refreshes it.  A fresh token comes from this worker's copy
- * while the zone's token keeps the copy's version: no lock then.
+ * NGX_OK: a usable token, in *token as "Bearer <token>"; NGX_DECLINED:
+ * the caller holds the refresh lease (and has the token, if one is still
+ * usable); NGX_BUSY: no usable token, another worker refreshes it.  A
+ * fresh token comes from this worker's copy while the zone's token keeps
+ * the copy's version: no lock then.
  */
 
 ngx_int_t
