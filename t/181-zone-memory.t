@@ -7,62 +7,18 @@
 # is a few pages.
 
 use t::MomoTest;
-use t::MomoHttp;
+use t::MomoZone;
 
 plan 'no_plan';
 
 our $ZoneMb = 64;
 
-our $Pay = "POST /api/payments/mtn-momo\n" . t::MomoTest::pay_json();
-
-# the shared memory a process has mapped, in kB
-sub rss_shmem ($) {
-    my $pid = shift;
-    open my $fh, '<', "/proc/$pid/status" or return -1;
-    while (<$fh>) {
-        return $1 if /^RssShmem:\s+(\d+) kB/;
-    }
-    return -1;
-}
-
 sub of_zone ($) {
-    my $kb = shift;
+    my $kb = t::MomoZone::proc_kb(shift, 'status', 'RssShmem');
     return $kb >= $ZoneMb * 1024 ? 'the whole zone' : "$kb kB of $ZoneMb MB";
 }
 
-# "pending; 2 workers: the whole zone, the whole zone"
-sub main::mapped {
-    my $body = shift;
-    my $paid = $body =~ /"status": "pending"/ ? 'pending' : "not taken: $body";
-    my $master = t::MomoHttp::master_pid();
-    my $seen;
-    # a worker shows as one once it has set its title, after its
-    # init_process; under valgrind, from its start: wait for both
-    t::MomoHttp::wait_for(sub {
-        my @workers = t::MomoHttp::worker_pids($master);
-        $seen = scalar(@workers) . " workers: "
-                . join(', ', map { of_zone(rss_shmem($_)) } @workers);
-        return $seen eq '2 workers: the whole zone, the whole zone';
-    }, 10);
-    return "$paid; $seen\n";
-}
-
-add_block_preprocessor(sub {
-    my $block = shift;
-
-    $block->set_value('http_config',
-        $t::MomoTest::Account =~ s/momo_zone 1m;/momo_zone ${ZoneMb}m;/r);
-    $block->set_value('config', <<'_EOC_');
-    location = /api/payments/mtn-momo {
-        momo_pay;
-    }
-_EOC_
-    $block->set_value('more_headers', "Content-Type: application/json\n");
-    $block->set_value('request', $::Pay);
-    $block->set_value('response_body_filters', \&main::mapped);
-});
-
-die "no momo_zone 1m in the account" unless $t::MomoTest::Account =~ /momo_zone 1m;/;
+t::MomoZone::blocks($ZoneMb, \&of_zone, 'the whole zone');
 
 run_tests();
 

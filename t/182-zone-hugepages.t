@@ -1,0 +1,70 @@
+# momo_zone asks Linux for 2 MB pages (transparent huge pages), which Linux
+# gives shared memory where /sys/kernel/mm/transparent_hugepage/shmem_enabled
+# allows it ("advise", "within_size", "always"; Debian's default is
+# "never").  A payment touches a bucket and a record wherever they are in
+# the zone; with 2 MB pages the CPU finds their addresses in fewer page
+# table steps and misses its TLB less (README, "Huge pages for the zone").
+#
+# This file sets shmem_enabled to "advise" for its run, as the README tells
+# a production machine to, and puts the old value back at its end: "advise"
+# gives huge pages only to the memory that asks for them.  Shown by what
+# each worker maps of shared memory in 2 MB pages (ShmemPmdMapped in
+# /proc/PID/smaps_rollup) against the zone's size.  The zone's size is its
+# own (not t/181's), so a run that reloads one nginx from file to file
+# (TEST_NGINX_USE_HUP) makes a new zone here.
+
+use t::MomoTest;
+use t::MomoZone;
+
+our $ZoneMb = 48;
+# nginx writes the zone's first pages (its slab allocator's list of
+# pages) before the module can ask: a kernel may keep those in 4 kB pages
+our $SmallMb = 4;
+
+our $Knob = '/sys/kernel/mm/transparent_hugepage/shmem_enabled';
+our $Was;
+
+sub knob () {
+    open my $fh, '<', $Knob or return undef;
+    my $v = <$fh>;
+    return $v =~ /\[(\S+)\]/ ? $1 : undef;
+}
+
+sub set_knob ($) {
+    open my $fh, '>', $Knob or return 0;
+    print $fh shift;
+    return close $fh;
+}
+
+$Was = knob();
+if (($ENV{TEST_NGINX_USE_VALGRIND} // '') !~ /^0?$/) {
+    # valgrind makes nginx's mappings itself: 0 kB in 2 MB pages
+    plan skip_all => 'under valgrind no mapping has 2 MB pages';
+} elsif (!defined $Was) {
+    plan skip_all => "no $Knob: no transparent huge pages";
+} elsif ($Was !~ /^(advise|within_size|always|force)$/
+         && !set_knob('advise'))
+{
+    plan skip_all => "$Knob is \"$Was\" and cannot be set here ($!)";
+}
+
+END {
+    set_knob($Was) if defined $Was && (knob() // '') ne $Was;
+}
+
+plan 'no_plan';
+
+sub in_2mb ($) {
+    my $kb = t::MomoZone::proc_kb(shift, 'smaps_rollup', 'ShmemPmdMapped');
+    return $kb >= ($ZoneMb - $SmallMb) * 1024
+           ? 'the zone in 2 MB pages' : "$kb kB of $ZoneMb MB in 2 MB pages";
+}
+
+t::MomoZone::blocks($ZoneMb, \&in_2mb, 'the zone in 2 MB pages');
+
+run_tests();
+
+__DATA__
+
+=== TEST 1: shmem_enabled "advise": both workers map the zone in 2 MB pages, and a payment is taken
+--- response_body_like: ^pending; 2 workers: the zone in 2 MB pages, the zone in 2 MB pages$
