@@ -163,9 +163,11 @@ failed:
  * /sys/kernel/mm/transparent_hugepage/shmem_enabled allows them: "advise"
  * (to mappings that ask, as this one), "within_size" or "always".  With
  * "never", Debian's default, or without THP in the kernel, the zone keeps
- * 4 kB pages.  Only pages not yet in memory are affected: the master asks
- * before it writes the zone's index, and each worker before it maps the
- * zone (below); a zone kept by a reload keeps the pages it has.
+ * 4 kB pages.  The master asks once, when it makes the zone and before
+ * it writes the zone's index: the request belongs to the mapping, which
+ * every worker inherits, so the first one to map the zone (below) takes
+ * 2 MB pages and the others map those.  A zone kept by a reload keeps
+ * the pages it has.
  */
 
 static void
@@ -203,8 +205,6 @@ ngx_http_momo_shm_populate(ngx_shm_t *shm, ngx_log_t *log)
 
     ngx_err_t   err;
     ngx_uint_t  level;
-
-    ngx_http_momo_shm_hugepages(shm, log);
 
     if (madvise((void *) shm->addr, shm->size, MADV_POPULATE_WRITE) == 0) {
         return;

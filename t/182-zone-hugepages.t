@@ -70,3 +70,13 @@ __DATA__
 
 === TEST 1: shmem_enabled "advise": both workers map the zone in 2 MB pages, and a payment is taken
 --- response_body_like: ^pending; 2 workers: the zone in 2 MB pages, the zone in 2 MB pages$
+
+
+
+=== TEST 2: nginx -s reload keeps the zone: the new workers map it in 2 MB pages too
+--- init
+Test::More::ok(t::MomoHttp::replace_workers('HUP'),
+               'new workers replaced the old ones after HUP');
+--- response_body_like: ^pending; 2 workers: the zone in 2 MB pages, the zone in 2 MB pages$
+--- error_log
+reconfiguring
